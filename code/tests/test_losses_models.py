@@ -1,0 +1,131 @@
+"""Losses against numpy references, model shapes, and both under TensorFlow and JAX."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tgssalt import losses
+from tgssalt.config import resolve_config
+from tgssalt.models import build_model, with_sigmoid
+
+CODE = Path(__file__).resolve().parents[1]
+
+
+def lovasz_hinge_reference(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Berman et al.'s Lovasz hinge for one image, written plainly in numpy."""
+    labels, logits = labels.ravel().astype(float), logits.ravel().astype(float)
+    errors = 1.0 - logits * (2 * labels - 1)
+    order = np.argsort(-errors, kind="stable")
+    errors, gt = errors[order], labels[order]
+    gts = gt.sum()
+    jaccard = 1.0 - (gts - np.cumsum(gt)) / (gts + np.cumsum(1 - gt))
+    grad = np.concatenate([jaccard[:1], np.diff(jaccard)])
+    return float(np.dot(np.maximum(errors, 0), grad))
+
+
+def test_lovasz_hinge_matches_reference():
+    rng = np.random.default_rng(0)
+    y = (rng.random((3, 7, 7, 1)) > 0.6).astype("float32")
+    y[1] = 0  # an empty mask
+    z = rng.normal(size=(3, 7, 7, 1)).astype("float32")
+    got = np.asarray(losses.lovasz_hinge(y, z))
+    want = [lovasz_hinge_reference(y[i], z[i]) for i in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_lovasz_hinge_is_zero_for_confident_correct_logits():
+    y = np.zeros((1, 4, 4, 1), "float32")
+    y[0, :2] = 1
+    z = np.where(y > 0, 3.0, -3.0).astype("float32")
+    assert float(losses.lovasz_hinge(y, z)[0]) == pytest.approx(0.0)
+    assert float(losses.lovasz_hinge(y, -z)[0]) > 1.0
+
+
+def test_bce_matches_numpy():
+    rng = np.random.default_rng(1)
+    y = (rng.random((2, 5, 5, 1)) > 0.5).astype("float32")
+    z = rng.normal(scale=3, size=(2, 5, 5, 1)).astype("float32")
+    p = 1 / (1 + np.exp(-z))
+    want = -(y * np.log(p) + (1 - y) * np.log(1 - p)).reshape(2, -1).mean(axis=1)
+    np.testing.assert_allclose(np.asarray(losses.bce(y, z)), want, rtol=1e-5)
+
+
+def test_focal_is_below_bce_and_every_loss_is_registered():
+    rng = np.random.default_rng(2)
+    y = (rng.random((2, 5, 5, 1)) > 0.5).astype("float32")
+    z = rng.normal(size=(2, 5, 5, 1)).astype("float32")
+    assert (np.asarray(losses.focal(y, z)) < np.asarray(losses.bce(y, z))).all()
+    for name, fn in losses.LOSSES.items():
+        value = np.asarray(fn(y, z))
+        assert value.shape == (2,) and np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("size", [101, 128, 77])
+def test_model_output_matches_input_size(size):
+    config = resolve_config({"input": {"size": size}, "model": {"start_filters": 4, "depth": 3}})
+    model = build_model(config)
+    x = np.zeros((2, size, size, 1), "float32")
+    assert model.predict(x, verbose=0).shape == (2, size, size, 1)
+    probs = with_sigmoid(model).predict(x, verbose=0)
+    assert ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_original_model_size():
+    """The original's U-Net with ResNet blocks, start filters 16: about 5.1 M parameters."""
+    model = build_model(resolve_config({}))
+    assert 5.0e6 < model.count_params() < 5.2e6
+
+
+BACKEND_CHECK = """
+import json, numpy as np, keras
+from keras import ops
+from tgssalt import losses
+from tgssalt.config import resolve_config
+from tgssalt.models import build_model
+rng = np.random.default_rng(0)
+y = (rng.random((2, 101, 101, 1)) > 0.7).astype("float32")
+model = build_model(resolve_config({"model": {"start_filters": 4, "depth": 2}}))
+x = rng.random((2, 101, 101, 1)).astype("float32")
+z = model(x, training=False)
+if keras.backend.backend() == "jax":
+    import jax
+    g = jax.grad(lambda t: ops.mean(losses.lovasz_hinge(y, t)))(ops.convert_to_tensor(z))
+else:
+    import tensorflow as tf
+    t = tf.Variable(z)
+    with tf.GradientTape() as tape:
+        loss = ops.mean(losses.lovasz_hinge(y, t))
+    g = tape.gradient(loss, t)
+g = np.asarray(g)
+print(json.dumps({"backend": keras.backend.backend(), "shape": list(z.shape),
+                  "finite": bool(np.isfinite(g).all()), "nonzero": bool(np.abs(g).sum() > 0),
+                  "loss": float(np.mean(losses.lovasz_hinge(y, np.asarray(z))))}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_model_and_lovasz_gradient_under_backend(backend):
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": str(CODE),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "JAX_PLATFORMS": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", BACKEND_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {
+        **result,
+        "backend": backend,
+        "shape": [2, 101, 101, 1],
+        "finite": True,
+        "nonzero": True,
+    }
+    assert np.isfinite(result["loss"])

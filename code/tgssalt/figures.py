@@ -1,0 +1,76 @@
+"""Figures of a fold's training: learning curves, score vs threshold, validation predictions."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_history(history: dict, title: str, path: Path) -> None:
+    """Loss and competition score per epoch, training and validation."""
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, key in ((ax_loss, "loss"), (ax_score, "score")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + key in history:
+                ax.plot(
+                    np.arange(1, len(history[prefix + key]) + 1),
+                    history[prefix + key],
+                    label=f"{label} {key}",
+                )
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_threshold(
+    thresholds: np.ndarray, scores: np.ndarray, best: float, title: str, path: Path
+) -> None:
+    """Validation competition score against the binarisation threshold."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(thresholds, scores)
+    ax.plot([best], [scores.max()], "xr", label=f"best {best:.3f}: {scores.max():.4f}")
+    ax.set_xlabel("threshold")
+    ax.set_ylabel("competition score")
+    ax.set_title(title)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_predictions(
+    images: np.ndarray,
+    masks: np.ndarray,
+    probs: np.ndarray,
+    threshold: float,
+    path: Path,
+    n: int = 8,
+    seed: int = 0,
+) -> None:
+    """A grid of validation images: image, truth, predicted probability and binary prediction."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(images), size=min(n, len(images)), replace=False)
+    fig, axes = plt.subplots(len(pick), 4, figsize=(8, 2 * len(pick)), squeeze=False)
+    for row, k in zip(axes, pick, strict=True):
+        panels = (images[k, ..., 0], masks[k], probs[k], probs[k] > threshold)
+        titles = (f"image (cov {masks[k].mean():.2f})", "truth", "probability", "prediction")
+        for ax, panel, name in zip(row, panels, titles, strict=True):
+            ax.imshow(
+                panel,
+                cmap="gray" if name.startswith("image") else "viridis",
+                vmin=0,
+                vmax=255 if name.startswith("image") else 1,
+            )
+            ax.set_title(name, fontsize=8)
+            ax.axis("off")
+    _save(fig, path)

@@ -1,0 +1,258 @@
+"""Train, evaluate and predict one cross-validation fold: what `train_fold.py` runs.
+
+Outputs go under the outputs folder, named `<name % version>-cvfold<k>` as the original did:
+`models/` (one `.keras` per stage, the resolved config, the fold's metrics JSON), `figures/`,
+`tb_logs/`, `predictions/` (validation and test probabilities) and `submissions/`.
+"""
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import figures
+from .atomic import atomic_path, write_text
+from .config import save_config
+from .data import load_train, resolve_data_folder, test_ids
+from .device import describe_device, tensorboard_available
+from .errors import UserError
+from .folds import split_indices
+from .inference import predict_folder, predict_probs, probability_model
+from .metrics import competition_score, threshold_search
+from .models import build_model, with_sigmoid
+from .paths import OUTPUT_SUBFOLDERS, run_name
+from .pipeline import AugmentedBatches, mask_targets, preprocess
+from .predictions import save_predictions
+from .submission import write_submission
+from .tracking import MlflowMetrics, mlflow_run
+from .training import compile_stage, set_encoder_trainable, stage_callbacks
+
+
+@dataclass
+class FoldOutputs:
+    """Paths of one fold's outputs."""
+
+    root: Path
+    run: str
+
+    def path(self, kind: str, suffix: str) -> Path:
+        return self.root / kind / f"{self.run}{suffix}"
+
+    def prepare(self) -> None:
+        """Create the output folders, failing clearly when the outputs folder is not writable."""
+        try:
+            for sub in OUTPUT_SUBFOLDERS:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / "models" / f".{self.run}.write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(
+                f"{self.root}: outputs folder is not writable ({exc.strerror})"
+            ) from None
+
+
+def train_fold(config: dict, fold: int | None, data_folder: Path, outputs_folder: Path) -> dict:
+    """Train both stages on one fold, pick the validation threshold, predict the test set.
+
+    Returns the fold's metrics, which are also written to `models/<run>-metrics.json`.
+    """
+    data_folder = resolve_data_folder(data_folder)
+    out = FoldOutputs(Path(outputs_folder), run_name(config["name"], config["version"], fold))
+    ids_test = test_ids(data_folder)
+    data = load_train(data_folder, config["input"]["channels"])
+    train_idx, valid_idx = split_indices(
+        data.masks,
+        config["crossvalidation"]["folds"],
+        fold,
+        config["seed"],
+        config["crossvalidation"]["validation_split"],
+    )
+    out.prepare()
+    save_config(config, out.path("models", "-config.json"))
+    print(
+        f"{out.run}: {describe_device()}; {len(train_idx)} train / {len(valid_idx)} validation "
+        f"/ {len(ids_test)} test images"
+    )
+    keras.utils.set_random_seed(config["seed"])
+    model = build_model(config)
+    size = config["input"]["size"]
+    train_xy = (
+        preprocess(data.images[train_idx], config),
+        mask_targets(data.masks[train_idx], size),
+    )
+    valid_xy = (
+        preprocess(data.images[valid_idx], config),
+        mask_targets(data.masks[valid_idx], size),
+    )
+    experiment = config["name"] % config["version"] if "%" in config["name"] else config["name"]
+    with mlflow_run(out.root, experiment, out.run, config) as mlflow:
+        timings = {}
+        for stage in ("stage1", "stage2"):
+            timings[stage] = train_stage(model, stage, config, out, train_xy, valid_xy)
+        prob_model = probability_model(model)
+        metrics = evaluate(prob_model, config, out, data, valid_idx)
+        metrics.update(
+            predict_test(prob_model, config, out, data_folder, ids_test, metrics["threshold"])
+        )
+        metrics.update(_throughput(timings, len(train_idx)))
+        write_text(out.path("models", "-metrics.json"), json.dumps(metrics, indent=2) + "\n")
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        mlflow.log_artifact(str(out.path("models", "-metrics.json")))
+    return metrics
+
+
+def train_stage(
+    model: keras.Model,
+    stage_name: str,
+    config: dict,
+    out: FoldOutputs,
+    train_xy: tuple,
+    valid_xy: tuple,
+) -> dict | None:
+    """Fit one stage, restore its best epoch, export `models/<run>-<stage>.keras`."""
+    stage = config[stage_name]
+    if stage["epochs"] == 0:
+        return None
+    print(
+        f"{out.run}: {stage_name}: {stage['epochs']} epochs of {stage['loss']} "
+        f"with {stage['optimizer']} lr {stage['learning_rate']}"
+    )
+    best = out.path("models", f"-{stage_name}.best.weights.h5")
+    batches = AugmentedBatches(
+        *train_xy, stage["batch_size"], config["augmentation"], seed=config["seed"]
+    )
+    frozen = min(stage.get("epochs_weights_frozen", 0), stage["epochs"])
+    history: dict = {}
+    started = time.perf_counter()
+    for first, last, trainable in ((0, frozen, False), (frozen, stage["epochs"], True)):
+        if last <= first:
+            continue
+        set_encoder_trainable(model, trainable)
+        compile_stage(model, stage)
+        tb = out.path("tb_logs", f"-{stage_name}") if tensorboard_available() else None
+        callbacks = stage_callbacks(
+            stage,
+            best,
+            out.path("figures", f"-{stage_name}-log.csv"),
+            tb,
+            [MlflowMetrics(stage_name)],
+        )
+        fit = model.fit(
+            batches,
+            validation_data=valid_xy,
+            epochs=last,
+            initial_epoch=first,
+            callbacks=callbacks,
+            validation_batch_size=config["predict"]["batch_size"],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(values)
+    seconds = time.perf_counter() - started
+    model.load_weights(best)
+    with atomic_path(out.path("models", f"-{stage_name}.keras")) as tmp:
+        with_sigmoid(model).save(tmp)
+    best.unlink(missing_ok=True)
+    figures.plot_history(
+        history, f"{out.run} {stage_name}", out.path("figures", f"-{stage_name}.png")
+    )
+    return {"seconds": seconds, "epochs": len(history.get("loss", []))}
+
+
+def evaluate(prob_model: keras.Model, config: dict, out: FoldOutputs, data, valid_idx) -> dict:
+    """Score the fold's validation set with TTA; choose the threshold; save figures, predictions."""
+    started = time.perf_counter()
+    probs = predict_probs(prob_model, data.images[valid_idx], config)
+    seconds = time.perf_counter() - started
+    truth = data.masks[valid_idx]
+    lo, hi, n = config["predict"]["thresholds"]
+    threshold, best, scores = threshold_search(truth, probs, np.linspace(lo, hi, n))
+    figures.plot_threshold(
+        np.linspace(lo, hi, n), scores, threshold, out.run, out.path("figures", "-threshold.png")
+    )
+    figures.plot_predictions(
+        data.images[valid_idx], truth, probs, threshold, out.path("figures", "-validation.png")
+    )
+    save_predictions(
+        out.path("predictions", "-valid.npz"),
+        data.ids[valid_idx],
+        probs,
+        _meta(config, out, "valid", threshold),
+    )
+    metrics = {
+        "validation_score": float(best),
+        "validation_score_at_0.5": competition_score(truth, probs > 0.5),
+        "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),
+        "threshold": float(threshold),
+        "validation_images": int(len(valid_idx)),
+        "validation_predict_images_per_second": len(valid_idx) / seconds,
+    }
+    print(
+        f"{out.run}: validation score {best:.4f} at threshold {threshold:.3f} "
+        f"({metrics['validation_score_at_0.5']:.4f} at 0.5; all-empty baseline "
+        f"{metrics['empty_baseline_score']:.4f})"
+    )
+    return metrics
+
+
+def predict_test(
+    prob_model: keras.Model,
+    config: dict,
+    out: FoldOutputs,
+    data_folder: Path,
+    ids: np.ndarray,
+    threshold: float,
+) -> dict:
+    """Predict the test set in chunks; save its probabilities and the fold's submission."""
+    from .competition import IMAGE_SIZE
+
+    probs = np.empty((len(ids), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float16)
+    started, done = time.perf_counter(), 0
+    for chunk_ids, chunk_probs in predict_folder(
+        prob_model, data_folder / "test" / "images", ids, config
+    ):
+        probs[done : done + len(chunk_ids)] = chunk_probs
+        done += len(chunk_ids)
+    seconds = time.perf_counter() - started
+    save_predictions(
+        out.path("predictions", "-test.npz"), ids, probs, _meta(config, out, "test", threshold)
+    )
+    submission = out.path("submissions", "-submission.csv")
+    write_submission(submission, ids, probs > threshold)
+    print(
+        f"{out.run}: wrote {submission} ({len(ids)} test images, {len(ids) / seconds:.0f} img/s "
+        "with TTA, reading included)"
+    )
+    return {"test_images": int(len(ids)), "test_predict_images_per_second": len(ids) / seconds}
+
+
+def _meta(config: dict, out: FoldOutputs, split: str, threshold: float) -> dict:
+    """Metadata stored with predictions so the ensemble can refuse incompatible runs."""
+    return {
+        "run": out.run,
+        "name": config["name"],
+        "version": config["version"],
+        "split": split,
+        "input_size": config["input"]["size"],
+        "folds": config["crossvalidation"]["folds"],
+        "threshold": threshold,
+        "fold": out.run.rsplit("-cvfold", 1)[1] if "-cvfold" in out.run else None,
+    }
+
+
+def _throughput(timings: dict, n_train: int) -> dict:
+    """Training seconds and images per second (validation passes included) per stage."""
+    metrics = {}
+    for stage, timing in timings.items():
+        if timing:
+            metrics[f"{stage}_seconds"] = timing["seconds"]
+            metrics[f"{stage}_epochs"] = timing["epochs"]
+            metrics[f"{stage}_train_images_per_second"] = (
+                n_train * timing["epochs"] / timing["seconds"]
+            )
+    return metrics

@@ -1,0 +1,43 @@
+"""Prediction with horizontal-flip test-time augmentation (TTA), in bounded memory."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .data import read_images
+from .device import jit_compile_setting
+from .models import with_sigmoid
+from .pipeline import preprocess, to_original_size
+
+
+def probability_model(model: keras.Model) -> keras.Model:
+    """A logits model wrapped to output probabilities, compiled for fast prediction here."""
+    prob_model = with_sigmoid(model)
+    prob_model.compile(jit_compile=jit_compile_setting())
+    return prob_model
+
+
+def predict_probs(model: keras.Model, images: np.ndarray, config: dict) -> np.ndarray:
+    """Salt probabilities (N, 101, 101) float32 for uint8 images, averaged over flips if TTA is on.
+
+    `model` outputs probabilities (see `probability_model`).
+    """
+    x = preprocess(images, config)
+    batch = config["predict"]["batch_size"]
+    probs = model.predict(x, batch_size=batch, verbose=0)
+    if config["tta"]["hflip"]:
+        flipped = model.predict(x[:, :, ::-1], batch_size=batch, verbose=0)
+        probs = 0.5 * (probs + flipped[:, :, ::-1])
+    return to_original_size(np.asarray(probs, dtype=np.float32))
+
+
+def predict_folder(
+    model: keras.Model, folder: Path, ids: np.ndarray, config: dict, chunk: int = 1000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (ids, probabilities) chunk by chunk, so 18,000 test images never load at once."""
+    for start in range(0, len(ids), chunk):
+        chunk_ids = ids[start : start + chunk]
+        images = read_images(folder, chunk_ids, config["input"]["channels"])
+        yield chunk_ids, predict_probs(model, images, config)

@@ -1,0 +1,82 @@
+"""Segmentation losses in `keras.ops` only, so they run under TensorFlow and JAX alike.
+
+Every loss takes `(y_true, logits)`: the models output logits and the sigmoid is folded into the
+loss, which is numerically stabler and lets stage 2 use the Lovasz hinge on the same network.
+Each returns one value per image; Keras averages over the batch.
+"""
+
+import keras
+from keras import ops
+
+
+def _flat(x):
+    """(N, H, W, 1) -> (N, H*W) float32."""
+    return ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1))
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def bce(y_true, logits):
+    """Binary cross-entropy on logits, mean over pixels."""
+    y, z = _flat(y_true), _flat(logits)
+    per_pixel = ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
+    return ops.mean(per_pixel, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def focal(y_true, logits, gamma=2.0, alpha=0.25):
+    """Focal loss (Lin et al. 2017) on logits, mean over pixels (the original summed)."""
+    y, z = _flat(y_true), _flat(logits)
+    p = ops.sigmoid(z)
+    ce = ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
+    p_t = y * p + (1 - y) * (1 - p)
+    alpha_t = y * alpha + (1 - y) * (1 - alpha)
+    return ops.mean(alpha_t * (1 - p_t) ** gamma * ce, axis=1)
+
+
+def lovasz_grad(gt_sorted):
+    """Gradient of the Lovasz extension of the Jaccard loss w.r.t. sorted errors (Berman 2018)."""
+    gts = ops.sum(gt_sorted, axis=1, keepdims=True)
+    intersection = gts - ops.cumsum(gt_sorted, axis=1)
+    union = gts + ops.cumsum(1.0 - gt_sorted, axis=1)
+    jaccard = 1.0 - intersection / union
+    return ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def lovasz_hinge(y_true, logits):
+    """Per-image Lovasz hinge: a convex surrogate that directly optimises each image's IoU."""
+    labels, z = _flat(y_true), _flat(logits)
+    errors = 1.0 - z * (2.0 * labels - 1.0)
+    errors_sorted, order = ops.top_k(errors, k=ops.shape(errors)[1], sorted=True)
+    gt_sorted = ops.take_along_axis(labels, order, axis=1)
+    grad = ops.stop_gradient(lovasz_grad(gt_sorted))
+    return ops.sum(ops.relu(errors_sorted) * grad, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def symmetric_lovasz(y_true, logits):
+    """Lovasz hinge averaged over the mask and its complement (salt and no-salt as objects)."""
+    return 0.5 * (lovasz_hinge(y_true, logits) + lovasz_hinge(1.0 - y_true, -logits))
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def bce_lovasz(y_true, logits):
+    """BCE plus Lovasz hinge: BCE's smooth start with Lovasz's IoU focus."""
+    return bce(y_true, logits) + lovasz_hinge(y_true, logits)
+
+
+LOSSES = {
+    "bce": bce,
+    "binary_crossentropy": bce,
+    "focal": focal,
+    "focal_loss": focal,
+    "lovasz_hinge": lovasz_hinge,
+    "lovasz": lovasz_hinge,
+    "symmetric_lovasz": symmetric_lovasz,
+    "bce_lovasz": bce_lovasz,
+}
+
+
+def get_loss(name: str):
+    """Look a loss up by name in `LOSSES`; config validation already rejected unknown names."""
+    return LOSSES[name]

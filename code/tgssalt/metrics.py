@@ -1,0 +1,188 @@
+"""The competition metric: mean over images of the precision averaged over IoU thresholds.
+
+For one object per image, Kaggle's precision at threshold t is 1 if IoU(truth, prediction) > t
+and 0 otherwise; an image whose truth is empty scores 1 only if the prediction is empty too.
+The image score is the mean over `IOU_THRESHOLDS` (0.50 ... 0.95) and the dataset score the mean
+over images. The numpy functions here are the reference; `competition_score_ops` is the same
+computation in `keras.ops` so it can run as a training metric under any Keras backend.
+
+"IoU > t" is evaluated exactly, as `100 * intersection > percent(t) * union` on pixel counts:
+the thresholds are whole percents, and comparing float ratios would let rounding decide the
+cases where IoU equals a threshold (for example 3/4 against 0.75).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from .competition import IOU_THRESHOLDS
+
+# The IoU thresholds as whole percents (50, 55, ..., 95), for exact integer comparisons.
+THRESHOLD_PERCENTS = np.rint(IOU_THRESHOLDS * 100).astype(np.int64)
+DEFAULT_SEARCH_THRESHOLDS = np.linspace(0.2, 0.8, 31)
+
+
+def _as_flat_batch(masks: np.ndarray, name: str) -> np.ndarray:
+    """Return a (N, H, W) or (N, H, W, 1) batch as an (N, H*W) array; reject other shapes."""
+    masks = np.asarray(masks)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.ndim != 3:
+        raise ValueError(f"{name} must be a batch (N, H, W) or (N, H, W, 1), got {masks.shape}")
+    return masks.reshape(masks.shape[0], -1)
+
+
+def _scores_from_counts(intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """Image scores from integer intersection and union pixel counts of any (same) shape."""
+    intersection = np.asarray(intersection, dtype=np.int64)[..., None]
+    union = np.asarray(union, dtype=np.int64)[..., None]
+    hits = 100 * intersection > THRESHOLD_PERCENTS * union
+    scores = hits.mean(axis=-1)
+    # union == 0 means truth and prediction are both empty: a perfect image.
+    return np.where(union[..., 0] == 0, 1.0, scores)
+
+
+def image_scores(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-image competition scores (N,) of binary predictions against binary truth masks.
+
+    Both are batches (N, H, W) or (N, H, W, 1); any nonzero value counts as salt.
+    """
+    truth_flat = _as_flat_batch(truth, "truth") != 0
+    pred_flat = _as_flat_batch(pred, "pred") != 0
+    if truth_flat.shape != pred_flat.shape:
+        raise ValueError(f"truth {truth_flat.shape} and pred {pred_flat.shape} differ in shape")
+    intersection = np.count_nonzero(truth_flat & pred_flat, axis=1)
+    union = np.count_nonzero(truth_flat | pred_flat, axis=1)
+    return _scores_from_counts(intersection, union)
+
+
+def competition_score(truth: np.ndarray, pred: np.ndarray) -> float:
+    """The dataset score: the mean of `image_scores` over a non-empty batch."""
+    scores = image_scores(truth, pred)
+    if scores.size == 0:
+        raise ValueError("cannot score an empty batch")
+    return float(scores.mean())
+
+
+def threshold_search(
+    truth: np.ndarray,
+    probs: np.ndarray,
+    thresholds: np.ndarray = DEFAULT_SEARCH_THRESHOLDS,
+) -> tuple[float, float, np.ndarray]:
+    """Find the probability threshold that maximises the dataset score.
+
+    A pixel is predicted salt when `probs > threshold`. Every pixel is binned once against the
+    sorted thresholds and the per-image counts at all thresholds come from cumulative sums, so
+    the cost is one pass over the pixels rather than one per threshold.
+    Returns (best threshold, its score, the score at every threshold in the given order);
+    ties go to the first threshold in the given order.
+    """
+    truth_flat = _as_flat_batch(truth, "truth") != 0
+    probs_flat = _as_flat_batch(probs, "probs")
+    if truth_flat.shape != probs_flat.shape or truth_flat.shape[0] == 0:
+        raise ValueError(f"truth {truth_flat.shape} and probs {probs_flat.shape} must match, N > 0")
+    thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
+    order = np.argsort(thresholds, kind="stable")
+    predicted, hit = _counts_above(truth_flat, probs_flat, thresholds[order])
+    truth_counts = truth_flat.sum(axis=1)[:, None]
+    sorted_scores = _scores_from_counts(hit, truth_counts + predicted - hit).mean(axis=0)
+    scores = np.empty_like(sorted_scores)
+    scores[order] = sorted_scores
+    best = int(np.argmax(scores))
+    return float(thresholds[best]), float(scores[best]), scores
+
+
+def _counts_above(
+    truth_flat: np.ndarray, probs_flat: np.ndarray, sorted_thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per image and threshold: pixels with prob > threshold, and how many of those are salt.
+
+    Returns two (N, T) integer arrays. Thresholds are compared in the probabilities' dtype when
+    that is floating, so the result matches `probs > threshold` elementwise.
+    """
+    n_images, n_thresholds = probs_flat.shape[0], sorted_thresholds.size
+    if np.issubdtype(probs_flat.dtype, np.floating):
+        sorted_thresholds = sorted_thresholds.astype(probs_flat.dtype)
+    # bins[i, p] = how many thresholds lie strictly below the pixel's probability.
+    bins = np.searchsorted(sorted_thresholds, probs_flat, side="left")
+    bins += (np.arange(n_images) * (n_thresholds + 1))[:, None]
+    size = n_images * (n_thresholds + 1)
+    hist = np.bincount(bins.ravel(), minlength=size).reshape(n_images, -1)
+    salt = np.bincount(bins[truth_flat], minlength=size).reshape(n_images, -1)
+    # Pixels above threshold j are those in bins j+1 .. T: a reversed cumulative sum.
+    predicted = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    hit = np.cumsum(salt[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    return predicted, hit
+
+
+def coverage_class(masks: np.ndarray) -> np.ndarray:
+    """Coverage class 0..10 of each mask: ceil(10 * salt fraction), computed exactly in integers.
+
+    Used to stratify folds so every fold sees the same mix of empty, small and large salt bodies.
+    """
+    flat = _as_flat_batch(masks, "masks") != 0
+    salt = flat.sum(axis=1, dtype=np.int64)
+    n_pixels = flat.shape[1]
+    return -((-10 * salt) // n_pixels)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def competition_score_ops(
+    y_true: object, y_pred: object, threshold: float = 0.5, from_logits: bool = False
+) -> object:
+    """Per-image competition score (batch,) in `keras.ops`, for any backend.
+
+    `y_true` is a binary mask batch (values > 0.5 are salt); `y_pred` holds probabilities, or
+    logits when `from_logits`, and is salt where it exceeds `threshold` (after the sigmoid).
+    Counts are float32, exact for images up to 2**24 / 100 pixels, as the numpy metric's are.
+    """
+    if from_logits:
+        y_pred = ops.sigmoid(y_pred)
+    truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
+    pred = ops.cast(ops.greater(ops.cast(y_pred, "float32"), threshold), "float32")
+    axes = tuple(range(1, len(truth.shape)))
+    intersection = ops.sum(truth * pred, axis=axes)
+    union = ops.sum(ops.maximum(truth, pred), axis=axes)
+    percents = ops.convert_to_tensor(THRESHOLD_PERCENTS.astype("float32"))
+    hits = ops.greater(100.0 * intersection[:, None], percents[None, :] * union[:, None])
+    scores = ops.mean(ops.cast(hits, "float32"), axis=1)
+    return ops.where(ops.equal(union, 0.0), ops.ones_like(scores), scores)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+class CompetitionScore(keras.metrics.MeanMetricWrapper):
+    """Keras metric: the running mean of `competition_score_ops` over the images seen.
+
+    Named "score" by default, so training logs show `score` and `val_score`.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        from_logits: bool = False,
+        name: str = "score",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(
+            fn=competition_score_ops,
+            name=name,
+            dtype=dtype,
+            threshold=threshold,
+            from_logits=from_logits,
+        )
+        self.threshold = threshold
+        self.from_logits = from_logits
+
+    def get_config(self) -> dict:
+        """The constructor's arguments, so a saved model's metric is rebuilt as it was."""
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "threshold": self.threshold,
+            "from_logits": self.from_logits,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "CompetitionScore":
+        """Rebuild from `get_config` output."""
+        return cls(**config)

@@ -1,0 +1,46 @@
+"""Model registry: `MODELS` maps a `model.type` name to its builder; adding a model is one entry.
+
+Every builder takes `(input_shape, **config["model"])` and returns a Keras model that outputs
+logits of shape (H, W, 1) for an (H, W, C) input.
+"""
+
+import keras
+
+from ..errors import UserError
+from .unet_resnet import build_unet_resnet
+
+MODELS = {
+    "unet_resnet": build_unet_resnet,
+}
+
+
+def check_model_config(config: dict) -> None:
+    """Fail early, naming the valid options, when a config asks for a model this build lacks."""
+    if config["model"]["type"] not in MODELS:
+        raise UserError(
+            f"key 'model.type': unknown model {config['model']['type']!r} "
+            f"(known: {', '.join(sorted(MODELS))})"
+        )
+    encoder = config.get("encoder")
+    if encoder is not None:
+        raise UserError(
+            f"key 'encoder': pretrained encoders ({encoder.get('type')}/{encoder.get('backbone')}) "
+            "are not yet supported in this version; remove 'encoder' to train the "
+            "from-scratch U-Net with ResNet blocks"
+        )
+
+
+def build_model(config: dict) -> keras.Model:
+    """Build the configured model for `input.size` x `input.size` x `input.channels` images."""
+    check_model_config(config)
+    size, channels = config["input"]["size"], config["input"]["channels"]
+    params = {k: v for k, v in config["model"].items() if k != "type"}
+    return MODELS[config["model"]["type"]]((size, size, channels), **params)
+
+
+def with_sigmoid(model: keras.Model) -> keras.Model:
+    """Wrap a logits model into one that outputs salt probabilities, for export and inference."""
+    probs = keras.layers.Activation("sigmoid", name="salt_probability", dtype="float32")(
+        model.output
+    )
+    return keras.Model(model.input, probs, name=f"{model.name}_probability")

@@ -1,0 +1,33 @@
+"""A fold's saved predictions: ids, float16 probabilities and the metadata to match them up.
+
+The metadata (run name, config name and version, fold, image size) lets the fold ensemble refuse
+to mix predictions of incompatible runs, including folds trained on another machine.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import UserError
+
+
+def save_predictions(path: Path, ids: np.ndarray, probs: np.ndarray, meta: dict) -> None:
+    """Write ids, probabilities (as float16) and JSON metadata to an `.npz`, atomically."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(
+            tmp,
+            ids=np.asarray(ids, dtype=str),
+            probs=probs.astype(np.float16),
+            meta=np.array(json.dumps(meta)),
+        )
+
+
+def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read what `save_predictions` wrote: (ids, float16 probabilities, metadata)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["ids"], data["probs"], json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: not a prediction file ({exc})") from None

@@ -1,0 +1,53 @@
+"""MLflow tracking: a local store inside the outputs folder unless `MLFLOW_TRACKING_URI` is set.
+
+Azure ML sets `MLFLOW_TRACKING_URI` in its jobs, so the same code reports to its studio.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    """{"stage1": {"epochs": 5}} -> {"stage1.epochs": 5} for MLflow params."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@contextlib.contextmanager
+def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: dict) -> Iterator:
+    """Start an MLflow run logging the resolved config as params; yields the `mlflow` module."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(f"sqlite:///{(outputs_folder / 'mlflow.db').resolve()}")
+        if mlflow.get_experiment_by_name(experiment) is None:
+            artifacts = (outputs_folder / "mlruns").resolve().as_uri()
+            mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name):
+        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(config).items()})
+        yield mlflow
+
+
+class MlflowMetrics(keras.callbacks.Callback):
+    """Log every epoch's metrics (loss, score, val_*, learning rate) to the active MLflow run."""
+
+    def __init__(self, prefix: str, epoch_offset: int = 0):
+        super().__init__()
+        self.prefix, self.epoch_offset = prefix, epoch_offset
+
+    def on_epoch_end(self, epoch, logs=None):
+        import mlflow
+
+        metrics = {f"{self.prefix}_{k}": float(v) for k, v in (logs or {}).items()}
+        mlflow.log_metrics(metrics, step=epoch + self.epoch_offset)

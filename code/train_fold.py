@@ -1,0 +1,53 @@
+"""Train one cross-validation fold of a U-Net on the TGS salt data.
+
+    python code/train_fold.py --config-file code/train-config/unet-resnet.json --cv-currentfold 0
+
+Without --cv-currentfold, trains on a single stratified train/validation split.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tgssalt.errors import run_cli  # noqa: E402
+from tgssalt.paths import DEFAULT_DATA_FOLDER, DEFAULT_OUTPUTS_FOLDER  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-file", required=True, help="JSON training config")
+    parser.add_argument(
+        "--cv-currentfold",
+        type=int,
+        default=None,
+        help="cross-validation fold to train (0-based); omit for a single split",
+    )
+    parser.add_argument(
+        "--data-folder",
+        type=Path,
+        default=DEFAULT_DATA_FOLDER,
+        help="Kaggle-layout data folder, or a parent holding it as data/ "
+        f"(default {DEFAULT_DATA_FOLDER})",
+    )
+    parser.add_argument(
+        "--outputs-folder",
+        type=Path,
+        default=DEFAULT_OUTPUTS_FOLDER,
+        help=f"where outputs go (default {DEFAULT_OUTPUTS_FOLDER})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from tgssalt.config import load_config
+    from tgssalt.fold import train_fold
+
+    config = load_config(args.config_file)
+    train_fold(config, args.cv_currentfold, args.data_folder, args.outputs_folder)
+
+
+if __name__ == "__main__":
+    run_cli(main)
