@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tgssalt.errors import UserError, run_cli  # noqa: E402
 from tgssalt.paths import DEFAULT_DATA_FOLDER  # noqa: E402
-from tgssalt.synthetic import COVERAGE_CLASSES, generate_dataset  # noqa: E402
+from tgssalt.synthetic import COVERAGE_BANDS, generate_dataset  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def summary(out: Path, counts: dict[str, int | float]) -> str:
     """One line: how many images went where, the training masks' coverage mix, and the time."""
     n_train = max(int(counts["train"]), 1)
-    mix = ", ".join(f"{100 * counts[name] / n_train:.0f}% {name}" for name, *_ in COVERAGE_CLASSES)
+    mix = ", ".join(f"{100 * counts[name] / n_train:.0f}% {name}" for name, *_ in COVERAGE_BANDS)
     return (
         f"wrote {counts['train']} train + {counts['test']} test images to {out} "
         f"(masks: {mix}) in {counts['seconds']:.1f} s"

@@ -7,14 +7,10 @@ The last line printed is the score alone, e.g. `0.812345`, for scripts to read.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# Scoring needs no deep-learning backend; Keras's numpy backend imports quickly and keeps
-# TensorFlow's start-up log lines off stderr, whose only line on bad input is the error.
-os.environ["KERAS_BACKEND"] = "numpy"
 
 from tgssalt.errors import run_cli  # noqa: E402
 from tgssalt.submission import score_submission_file  # noqa: E402

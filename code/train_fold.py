@@ -6,13 +6,15 @@ Without --cv-currentfold, trains on a single stratified train/validation split.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
 
+from tgssalt.cli import add_folder_arguments  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
-from tgssalt.paths import DEFAULT_DATA_FOLDER, DEFAULT_OUTPUTS_FOLDER  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,19 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="cross-validation fold to train (0-based); omit for a single split",
     )
-    parser.add_argument(
-        "--data-folder",
-        type=Path,
-        default=DEFAULT_DATA_FOLDER,
-        help="Kaggle-layout data folder, or a parent holding it as data/ "
-        f"(default {DEFAULT_DATA_FOLDER})",
-    )
-    parser.add_argument(
-        "--outputs-folder",
-        type=Path,
-        default=DEFAULT_OUTPUTS_FOLDER,
-        help=f"where outputs go (default {DEFAULT_OUTPUTS_FOLDER})",
-    )
+    add_folder_arguments(parser)
     return parser.parse_args(argv)
 
 

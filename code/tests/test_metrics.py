@@ -9,10 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from tgssalt.keras_metrics import CompetitionScore, competition_score_ops
 from tgssalt.metrics import (
-    CompetitionScore,
     competition_score,
-    competition_score_ops,
     coverage_class,
     image_scores,
     threshold_search,
@@ -152,7 +151,8 @@ BACKEND_CHECK = textwrap.dedent(
     import sys
     import keras
     import numpy as np
-    from tgssalt.metrics import CompetitionScore, image_scores
+    from tgssalt.keras_metrics import CompetitionScore
+    from tgssalt.metrics import image_scores
 
     assert keras.backend.backend() == sys.argv[1], keras.backend.backend()
     rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ from PIL import Image
 from tgssalt.competition import IMAGE_SIZE
 from tgssalt.errors import UserError
 from tgssalt.rle import rle_decode
-from tgssalt.synthetic import coverage_class, generate_dataset, make_ids, make_sample
+from tgssalt.synthetic import coverage_band, generate_dataset, make_ids, make_sample
 
 SCRIPT = Path(__file__).resolve().parents[1] / "make_synthetic_data.py"
 N_TRAIN, N_TEST = 300, 40
@@ -95,7 +95,7 @@ def test_coverage_mix(dataset: tuple[Path, dict]) -> None:
     coverages = [
         np.asarray(Image.open(p)).mean() / 255 for p in (out / "train" / "masks").glob("*.png")
     ]
-    classes = [coverage_class(c) for c in coverages]
+    classes = [coverage_band(c) for c in coverages]
     for name in ("empty", "small", "medium", "large", "full"):
         assert classes.count(name) == counts[name]
     assert 0.32 <= counts["empty"] / N_TRAIN <= 0.48

@@ -21,8 +21,13 @@ TINY = {
     "name": "tiny-%s",
     "crossvalidation": {"folds": 3},
     "model": {"start_filters": 8, "depth": 3, "dropout": 0.1},
-    "stage1": {"epochs": 6, "batch_size": 8, "learning_rate": 0.003},
-    "stage2": {"epochs": 2, "batch_size": 8, "learning_rate": 0.001},
+    "stage1": {
+        "epochs": 15,
+        "batch_size": 8,
+        "learning_rate": 0.003,
+        "early_stopping_patience": 15,
+    },
+    "stage2": {"epochs": 3, "batch_size": 8, "learning_rate": 0.001},
     "predict": {"batch_size": 32},
 }
 FOLDS = (0, 2)
@@ -32,7 +37,7 @@ FOLDS = (0, 2)
 def trained(tmp_path_factory):
     """Train two folds of a tiny config through the real command line, once for the module."""
     root = tmp_path_factory.mktemp("e2e")
-    generate_dataset(root / "data", n_train=240, n_test=30, seed=1)
+    generate_dataset(root / "data", n_train=300, n_test=30, seed=1)
     config = root / "tiny.json"
     config.write_text(json.dumps(TINY))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -124,5 +129,5 @@ def test_submission_and_predictions(trained):
 
 def test_resolved_config_saved(trained):
     saved = json.loads((trained / "outputs" / "models" / f"{_run(0)}-config.json").read_text())
-    assert saved["stage1"]["epochs"] == 6 and saved["input"]["size"] == 101
+    assert saved["stage1"]["epochs"] == 15 and saved["input"]["size"] == 101
     assert saved["stage2"]["loss"] == "lovasz_hinge"

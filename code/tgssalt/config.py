@@ -30,7 +30,13 @@ DEFAULTS: dict[str, Any] = {
     "seed": 5678,
     "crossvalidation": {"folds": 4, "validation_split": 0.2},
     "input": {"size": 101, "channels": 1, "normalize": True},
-    "model": {"type": "unet_resnet", "start_filters": 16, "depth": 4, "dropout": 0.5},
+    "model": {
+        "type": "unet_resnet",
+        "start_filters": 16,
+        "depth": 4,
+        "dropout": 0.5,
+        "precision": "float32",
+    },
     "encoder": None,
     "augmentation": {"hflip": True, "brightness": 0.0, "contrast": 0.0},
     "stage1": {**_STAGE, "epochs_weights_frozen": 0},
@@ -45,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "tta": {"hflip": True},
     "predict": {"batch_size": 64, "thresholds": [0.2, 0.8, 31]},
 }
+
+# Keras dtype policies. Mixed precision is for GPUs: on this 2-core CPU bfloat16 trained no faster.
+PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bf16 compute", "mixed_float16": "fp16 (GPU)"}
 
 # Keys whose value is a free-form dict (validated elsewhere) or may be null.
 _NULLABLE = {"encoder"}
@@ -143,6 +152,7 @@ def _validate(config: dict[str, Any]) -> None:
     _require(0 <= config["model"]["dropout"] < 1, "model.dropout", "must be in [0, 1)")
     _require(1 <= config["model"]["depth"] <= 6, "model.depth", "must be 1..6")
     _require(config["model"]["start_filters"] >= 1, "model.start_filters", "must be >= 1")
+    _require_name(config["model"]["precision"], "model.precision", PRECISIONS)
     for stage in ("stage1", "stage2"):
         _validate_stage(config[stage], stage, losses.LOSSES, training.OPTIMIZERS)
     _require(config["predict"]["batch_size"] >= 1, "predict.batch_size", "must be >= 1")

@@ -74,3 +74,32 @@ def plot_predictions(
             ax.set_title(name, fontsize=8)
             ax.axis("off")
     _save(fig, path)
+
+
+def plot_threshold_area(
+    thresholds: np.ndarray,
+    min_areas: np.ndarray,
+    scores: np.ndarray,
+    best: tuple[float, int],
+    title: str,
+    path: Path,
+) -> None:
+    """The ensemble's out-of-fold score over its joint search, `scores` (thresholds, min_areas).
+
+    Left: score against threshold with and without the chosen min-area rule; right: score
+    against min_area at the chosen threshold.
+    """
+    t_best, a_best = best
+    ti, ai = int(np.argmin(np.abs(thresholds - t_best))), int(np.argmin(np.abs(min_areas - a_best)))
+    fig, (ax_t, ax_a) = plt.subplots(1, 2, figsize=(12, 4))
+    ax_t.plot(thresholds, scores[:, ai], label=f"min_area {a_best}")
+    if a_best != min_areas[0]:
+        ax_t.plot(thresholds, scores[:, 0], "--", label=f"min_area {min_areas[0]}")
+    ax_a.plot(min_areas, scores[ti, :], label=f"threshold {t_best:.3f}")
+    for ax, x, name in ((ax_t, t_best, "threshold"), (ax_a, a_best, "min_area (pixels)")):
+        ax.plot([x], [scores[ti, ai]], "xr", label=f"best {scores[ti, ai]:.4f}")
+        ax.set_xlabel(name)
+        ax.set_ylabel("out-of-fold competition score")
+        ax.legend()
+    fig.suptitle(title)
+    _save(fig, path)

@@ -5,7 +5,6 @@ Outputs go under the outputs folder, named `<name % version>-cvfold<k>` as the o
 `tb_logs/`, `predictions/` (validation and test probabilities) and `submissions/`.
 """
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import keras
 import numpy as np
 
 from . import figures
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path
 from .config import save_config
 from .data import load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
@@ -26,10 +25,12 @@ from .metrics import competition_score, threshold_search
 from .models import build_model, with_sigmoid
 from .paths import OUTPUT_SUBFOLDERS, run_name
 from .pipeline import AugmentedBatches, mask_targets, preprocess
-from .predictions import save_predictions
+from .predictions import prediction_meta, save_predictions
 from .submission import write_submission
-from .tracking import MlflowMetrics, mlflow_run
-from .training import compile_stage, set_encoder_trainable, stage_callbacks
+from .tracking import MlflowMetrics, log_fold_metrics, mlflow_run
+from .training import MONITOR, compile_stage, set_encoder_trainable, stage_callbacks
+
+STAGES = ("stage1", "stage2")
 
 
 @dataclass
@@ -59,51 +60,50 @@ class FoldOutputs:
 def train_fold(config: dict, fold: int | None, data_folder: Path, outputs_folder: Path) -> dict:
     """Train both stages on one fold, pick the validation threshold, predict the test set.
 
-    Returns the fold's metrics, which are also written to `models/<run>-metrics.json`.
+    Every input is checked before anything is written. Returns the fold's metrics, which are
+    also written to `models/<run>-metrics.json` and logged to MLflow.
     """
     data_folder = resolve_data_folder(data_folder)
     out = FoldOutputs(Path(outputs_folder), run_name(config["name"], config["version"], fold))
     ids_test = test_ids(data_folder)
     data = load_train(data_folder, config["input"]["channels"])
+    cv = config["crossvalidation"]
     train_idx, valid_idx = split_indices(
-        data.masks,
-        config["crossvalidation"]["folds"],
-        fold,
-        config["seed"],
-        config["crossvalidation"]["validation_split"],
+        data.masks, cv["folds"], fold, config["seed"], cv["validation_split"]
     )
     out.prepare()
     save_config(config, out.path("models", "-config.json"))
-    print(
-        f"{out.run}: {describe_device()}; {len(train_idx)} train / {len(valid_idx)} validation "
-        f"/ {len(ids_test)} test images"
-    )
+    _announce(out, len(train_idx), len(valid_idx), len(ids_test))
     keras.utils.set_random_seed(config["seed"])
     model = build_model(config)
-    size = config["input"]["size"]
-    train_xy = (
-        preprocess(data.images[train_idx], config),
-        mask_targets(data.masks[train_idx], size),
-    )
-    valid_xy = (
-        preprocess(data.images[valid_idx], config),
-        mask_targets(data.masks[valid_idx], size),
-    )
-    experiment = config["name"] % config["version"] if "%" in config["name"] else config["name"]
-    with mlflow_run(out.root, experiment, out.run, config) as mlflow:
-        timings = {}
-        for stage in ("stage1", "stage2"):
-            timings[stage] = train_stage(model, stage, config, out, train_xy, valid_xy)
+    train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
+    with mlflow_run(out.root, run_name(config["name"], config["version"], None), out.run, config):
+        timings = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGES}
         prob_model = probability_model(model)
         metrics = evaluate(prob_model, config, out, data, valid_idx)
         metrics.update(
             predict_test(prob_model, config, out, data_folder, ids_test, metrics["threshold"])
         )
         metrics.update(_throughput(timings, len(train_idx)))
-        write_text(out.path("models", "-metrics.json"), json.dumps(metrics, indent=2) + "\n")
-        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-        mlflow.log_artifact(str(out.path("models", "-metrics.json")))
+        log_fold_metrics(metrics, out.path("models", "-metrics.json"))
     return metrics
+
+
+def _announce(out: FoldOutputs, n_train: int, n_valid: int, n_test: int) -> None:
+    """Say what runs where, once, and warn when TensorBoard logs cannot be written."""
+    print(f"{out.run}: {describe_device()}; {n_train} train / {n_valid} validation / {n_test} test")
+    if not tensorboard_available():
+        print(
+            "warning: TensorBoard logs are skipped: Keras writes them through TensorFlow; "
+            "install tensorflow-cpu and tensorboard to get them",
+            file=sys.stderr,
+        )
+
+
+def _arrays(config: dict, data, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs and targets for the images at `index`."""
+    size = config["input"]["size"]
+    return preprocess(data.images[index], config), mask_targets(data.masks[index], size)
 
 
 def train_stage(
@@ -141,6 +141,7 @@ def train_stage(
             out.path("figures", f"-{stage_name}-log.csv"),
             tb,
             [MlflowMetrics(stage_name)],
+            max(history[MONITOR]) if history.get(MONITOR) else None,
         )
         fit = model.fit(
             batches,
@@ -182,7 +183,7 @@ def evaluate(prob_model: keras.Model, config: dict, out: FoldOutputs, data, vali
         out.path("predictions", "-valid.npz"),
         data.ids[valid_idx],
         probs,
-        _meta(config, out, "valid", threshold),
+        prediction_meta(config, out.run, "valid", threshold),
     )
     metrics = {
         "validation_score": float(best),
@@ -220,7 +221,10 @@ def predict_test(
         done += len(chunk_ids)
     seconds = time.perf_counter() - started
     save_predictions(
-        out.path("predictions", "-test.npz"), ids, probs, _meta(config, out, "test", threshold)
+        out.path("predictions", "-test.npz"),
+        ids,
+        probs,
+        prediction_meta(config, out.run, "test", threshold),
     )
     submission = out.path("submissions", "-submission.csv")
     write_submission(submission, ids, probs > threshold)
@@ -229,20 +233,6 @@ def predict_test(
         "with TTA, reading included)"
     )
     return {"test_images": int(len(ids)), "test_predict_images_per_second": len(ids) / seconds}
-
-
-def _meta(config: dict, out: FoldOutputs, split: str, threshold: float) -> dict:
-    """Metadata stored with predictions so the ensemble can refuse incompatible runs."""
-    return {
-        "run": out.run,
-        "name": config["name"],
-        "version": config["version"],
-        "split": split,
-        "input_size": config["input"]["size"],
-        "folds": config["crossvalidation"]["folds"],
-        "threshold": threshold,
-        "fold": out.run.rsplit("-cvfold", 1)[1] if "-cvfold" in out.run else None,
-    }
 
 
 def _throughput(timings: dict, n_train: int) -> dict:

@@ -3,17 +3,17 @@
 For one object per image, Kaggle's precision at threshold t is 1 if IoU(truth, prediction) > t
 and 0 otherwise; an image whose truth is empty scores 1 only if the prediction is empty too.
 The image score is the mean over `IOU_THRESHOLDS` (0.50 ... 0.95) and the dataset score the mean
-over images. The numpy functions here are the reference; `competition_score_ops` is the same
-computation in `keras.ops` so it can run as a training metric under any Keras backend.
+over images. The numpy functions here are the reference; `keras_metrics.competition_score_ops`
+is the same computation in `keras.ops`, a training metric under any Keras backend.
+`binarize` is the post-processing every prediction goes through (a threshold, then a minimum
+salt area) and `threshold_area_search` tunes both of its parameters at once.
 
 "IoU > t" is evaluated exactly, as `100 * intersection > percent(t) * union` on pixel counts:
 the thresholds are whole percents, and comparing float ratios would let rounding decide the
 cases where IoU equals a threshold (for example 3/4 against 0.75).
 """
 
-import keras
 import numpy as np
-from keras import ops
 
 from .competition import IOU_THRESHOLDS
 
@@ -92,6 +92,70 @@ def threshold_search(
     return float(thresholds[best]), float(scores[best]), scores
 
 
+def binarize(probs: np.ndarray, threshold: float, min_area: int = 0) -> np.ndarray:
+    """Binary masks (N, H, W) uint8 from probabilities: `probs > threshold`, then the min-area rule.
+
+    The rule empties every mask with fewer than `min_area` salt pixels: a small false positive on
+    an image without salt costs that whole image's score. The threshold is compared in the
+    probabilities' dtype, as `threshold_area_search` does, so both agree pixel for pixel.
+    """
+    probs = np.asarray(probs)
+    if np.issubdtype(probs.dtype, np.floating):
+        threshold = np.asarray(threshold, dtype=probs.dtype)
+    masks = probs > threshold
+    area = masks.reshape(len(masks), -1).sum(axis=1)
+    masks[area < min_area] = False
+    return masks.astype(np.uint8)
+
+
+def threshold_area_search(
+    truth: np.ndarray,
+    probs: np.ndarray,
+    thresholds: np.ndarray,
+    min_areas: np.ndarray,
+    chunk: int = 500,
+) -> tuple[float, int, float, np.ndarray]:
+    """Find the (threshold, min_area) pair of `binarize` that maximises the dataset score.
+
+    Per image and threshold the predicted and correct pixel counts come from one pass over the
+    pixels (as in `threshold_search`, `chunk` images at a time to bound memory); the min-area rule
+    then only swaps an image's score for its empty-prediction score (1 if its truth is empty,
+    else 0), so every pair costs O(images). Both grids are used in ascending order.
+    Returns (threshold, min_area, best score, scores (thresholds, min_areas)); ties go to the
+    smallest min_area, then the smallest threshold.
+    """
+    truth_flat = _as_flat_batch(truth, "truth") != 0
+    probs_flat = _as_flat_batch(probs, "probs")
+    if truth_flat.shape != probs_flat.shape or truth_flat.shape[0] == 0:
+        raise ValueError(f"truth {truth_flat.shape} and probs {probs_flat.shape} must match, N > 0")
+    thresholds = np.sort(np.asarray(thresholds, dtype=np.float64).ravel())
+    min_areas = np.sort(np.asarray(min_areas, dtype=np.int64).ravel())
+    predicted, hit = _chunked_counts(truth_flat, probs_flat, thresholds, chunk)
+    truth_counts = truth_flat.sum(axis=1)[:, None]
+    kept = _scores_from_counts(hit, truth_counts + predicted - hit)  # (N, T)
+    emptied = (truth_counts == 0).astype(np.float64)  # (N, 1)
+    small = predicted[:, :, None] < min_areas[None, None, :]  # (N, T, A)
+    scores = np.where(small, emptied[:, :, None], kept[:, :, None]).mean(axis=0)
+    best_area, best_threshold = np.unravel_index(int(np.argmax(scores.T)), scores.T.shape)
+    return (
+        float(thresholds[best_threshold]),
+        int(min_areas[best_area]),
+        float(scores[best_threshold, best_area]),
+        scores,
+    )
+
+
+def _chunked_counts(
+    truth_flat: np.ndarray, probs_flat: np.ndarray, sorted_thresholds: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_counts_above` over `chunk` images at a time, so its per-pixel arrays stay small."""
+    counts = [
+        _counts_above(truth_flat[k : k + chunk], probs_flat[k : k + chunk], sorted_thresholds)
+        for k in range(0, len(truth_flat), chunk)
+    ]
+    return np.concatenate([c[0] for c in counts]), np.concatenate([c[1] for c in counts])
+
+
 def _counts_above(
     truth_flat: np.ndarray, probs_flat: np.ndarray, sorted_thresholds: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -124,65 +188,3 @@ def coverage_class(masks: np.ndarray) -> np.ndarray:
     salt = flat.sum(axis=1, dtype=np.int64)
     n_pixels = flat.shape[1]
     return -((-10 * salt) // n_pixels)
-
-
-@keras.saving.register_keras_serializable(package="tgssalt")
-def competition_score_ops(
-    y_true: object, y_pred: object, threshold: float = 0.5, from_logits: bool = False
-) -> object:
-    """Per-image competition score (batch,) in `keras.ops`, for any backend.
-
-    `y_true` is a binary mask batch (values > 0.5 are salt); `y_pred` holds probabilities, or
-    logits when `from_logits`, and is salt where it exceeds `threshold` (after the sigmoid).
-    Counts are float32, exact for images up to 2**24 / 100 pixels, as the numpy metric's are.
-    """
-    if from_logits:
-        y_pred = ops.sigmoid(y_pred)
-    truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
-    pred = ops.cast(ops.greater(ops.cast(y_pred, "float32"), threshold), "float32")
-    axes = tuple(range(1, len(truth.shape)))
-    intersection = ops.sum(truth * pred, axis=axes)
-    union = ops.sum(ops.maximum(truth, pred), axis=axes)
-    percents = ops.convert_to_tensor(THRESHOLD_PERCENTS.astype("float32"))
-    hits = ops.greater(100.0 * intersection[:, None], percents[None, :] * union[:, None])
-    scores = ops.mean(ops.cast(hits, "float32"), axis=1)
-    return ops.where(ops.equal(union, 0.0), ops.ones_like(scores), scores)
-
-
-@keras.saving.register_keras_serializable(package="tgssalt")
-class CompetitionScore(keras.metrics.MeanMetricWrapper):
-    """Keras metric: the running mean of `competition_score_ops` over the images seen.
-
-    Named "score" by default, so training logs show `score` and `val_score`.
-    """
-
-    def __init__(
-        self,
-        threshold: float = 0.5,
-        from_logits: bool = False,
-        name: str = "score",
-        dtype: str | None = None,
-    ) -> None:
-        super().__init__(
-            fn=competition_score_ops,
-            name=name,
-            dtype=dtype,
-            threshold=threshold,
-            from_logits=from_logits,
-        )
-        self.threshold = threshold
-        self.from_logits = from_logits
-
-    def get_config(self) -> dict:
-        """The constructor's arguments, so a saved model's metric is rebuilt as it was."""
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "threshold": self.threshold,
-            "from_logits": self.from_logits,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> "CompetitionScore":
-        """Rebuild from `get_config` output."""
-        return cls(**config)

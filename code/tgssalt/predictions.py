@@ -13,6 +13,20 @@ from .atomic import atomic_path
 from .errors import UserError
 
 
+def prediction_meta(config: dict, run: str, split: str, threshold: float) -> dict:
+    """The metadata stored with a fold's predictions, for the ensemble's compatibility checks."""
+    return {
+        "run": run,
+        "name": config["name"],
+        "version": config["version"],
+        "split": split,
+        "input_size": config["input"]["size"],
+        "folds": config["crossvalidation"]["folds"],
+        "threshold": threshold,
+        "fold": run.rsplit("-cvfold", 1)[1] if "-cvfold" in run else None,
+    }
+
+
 def save_predictions(path: Path, ids: np.ndarray, probs: np.ndarray, meta: dict) -> None:
     """Write ids, probabilities (as float16) and JSON metadata to an `.npz`, atomically."""
     with atomic_path(path) as tmp:
@@ -29,5 +43,17 @@ def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return data["ids"], data["probs"], json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: not a prediction file ({exc})") from None
+
+
+def load_header(path: Path) -> tuple[np.ndarray, dict]:
+    """Read only the ids and metadata of a prediction file, leaving its probabilities on disk.
+
+    `.npz` members load lazily, so checking every fold's metadata costs no probability reads.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["ids"], json.loads(str(data["meta"]))
     except (OSError, KeyError, ValueError) as exc:
         raise UserError(f"{path}: not a prediction file ({exc})") from None

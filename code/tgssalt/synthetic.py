@@ -28,7 +28,7 @@ from .rle import rle_encode
 
 N = IMAGE_SIZE
 # Coverage classes a mask is drawn from: (name, probability, lowest, highest coverage).
-COVERAGE_CLASSES = (
+COVERAGE_BANDS = (
     ("empty", 0.40, 0.0, 0.0),
     ("small", 0.17, 0.005, 0.10),
     ("medium", 0.20, 0.10, 0.50),
@@ -176,8 +176,8 @@ def _dome_field(rng: np.random.Generator, y: np.ndarray, x: np.ndarray) -> np.nd
 def make_mask(rng: np.random.Generator, coverage: float) -> np.ndarray:
     """A uint8 0/1 salt mask of about `coverage` (0 = empty, 1 = full) from a blob or dome.
 
-    Thresholding a smooth score at its (1 - coverage) quantile hits the coverage exactly while
-    keeping the outline smooth.
+    Thresholding a smooth score at its (1 - coverage) quantile hits the coverage (before small
+    specks are dropped) while keeping the outline smooth.
     """
     if coverage <= 0:
         return np.zeros((N, N), dtype=np.uint8)
@@ -186,13 +186,23 @@ def make_mask(rng: np.random.Generator, coverage: float) -> np.ndarray:
     y, x = np.mgrid[0:N, 0:N].astype(float)
     use_dome = rng.random() < min(0.8, 1.2 * coverage)
     field = _dome_field(rng, y, x) if use_dome else _blob_field(rng, y, x)
-    return (field > np.quantile(field, 1 - coverage)).astype(np.uint8)
+    return _drop_specks(field > np.quantile(field, 1 - coverage)).astype(np.uint8)
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    """Remove parts under a quarter of the largest part's area: real salt masks are rarely dusty."""
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(sizes >= sizes.max() / 4) + 1
+    return np.isin(labels, keep)
 
 
 def _draw_coverage(rng: np.random.Generator) -> float:
-    """A target coverage drawn from `COVERAGE_CLASSES` (~40% empty, ~5% full)."""
-    probabilities = [p for _, p, _, _ in COVERAGE_CLASSES]
-    _, _, low, high = COVERAGE_CLASSES[rng.choice(len(COVERAGE_CLASSES), p=probabilities)]
+    """A target coverage drawn from `COVERAGE_BANDS` (~40% empty, ~5% full)."""
+    probabilities = [p for _, p, _, _ in COVERAGE_BANDS]
+    _, _, low, high = COVERAGE_BANDS[rng.choice(len(COVERAGE_BANDS), p=probabilities)]
     if low == high:
         return low
     return (
@@ -239,7 +249,7 @@ def make_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def coverage_class(coverage: float) -> str:
+def coverage_band(coverage: float) -> str:
     """The coverage class a mask's salt fraction falls in: empty, small, medium, large or full."""
     if coverage <= 0:
         return "empty"
@@ -367,7 +377,7 @@ def generate_dataset(
         out, {i: rle for i, (rle, _) in zip(train_ids, rows, strict=True)}, test_ids, depths
     )
     counts: dict[str, int | float] = {"train": n_train, "test": n_test}
-    for name, *_ in COVERAGE_CLASSES:
-        counts[name] = sum(coverage_class(coverage) == name for _, coverage in rows)
+    for name, *_ in COVERAGE_BANDS:
+        counts[name] = sum(coverage_band(coverage) == name for _, coverage in rows)
     counts["seconds"] = round(time.perf_counter() - start, 2)
     return counts

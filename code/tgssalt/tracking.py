@@ -4,11 +4,14 @@ Azure ML sets `MLFLOW_TRACKING_URI` in its jobs, so the same code reports to its
 """
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import keras
+
+from .atomic import write_text
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -25,18 +28,37 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 @contextlib.contextmanager
 def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: dict) -> Iterator:
     """Start an MLflow run logging the resolved config as params; yields the `mlflow` module."""
+    mlflow = prepare_experiment(outputs_folder, experiment)
+    with mlflow.start_run(run_name=run_name):
+        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(config).items()})
+        yield mlflow
+
+
+def prepare_experiment(outputs_folder: Path, experiment: str):
+    """Point MLflow at its store and make `experiment` the active one, creating it if needed.
+
+    `run_folds` calls this once before starting folds in parallel, so that concurrent fold
+    processes never race to create the same experiment. Returns the `mlflow` module.
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(f"sqlite:///{(outputs_folder / 'mlflow.db').resolve()}")
+        mlflow.set_tracking_uri(f"sqlite:///{(Path(outputs_folder) / 'mlflow.db').resolve()}")
         if mlflow.get_experiment_by_name(experiment) is None:
-            artifacts = (outputs_folder / "mlruns").resolve().as_uri()
+            artifacts = (Path(outputs_folder) / "mlruns").resolve().as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifacts)
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name):
-        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(config).items()})
-        yield mlflow
+    return mlflow
+
+
+def log_fold_metrics(metrics: dict, path: Path) -> None:
+    """Write a fold's metrics JSON atomically and log its numbers and the file to MLflow."""
+    import mlflow
+
+    write_text(path, json.dumps(metrics, indent=2) + "\n")
+    mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    mlflow.log_artifact(str(path))
 
 
 class MlflowMetrics(keras.callbacks.Callback):

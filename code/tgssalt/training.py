@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 
 from .device import jit_compile_setting
+from .keras_metrics import CompetitionScore
 from .losses import get_loss
-from .metrics import CompetitionScore
 
 OPTIMIZERS = {
     "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
@@ -34,9 +34,18 @@ def compile_stage(model: keras.Model, stage: dict) -> None:
 
 
 def stage_callbacks(
-    stage: dict, best_weights: Path, csv_log: Path, tb_dir: Path | None, extra: list | None = None
+    stage: dict,
+    best_weights: Path,
+    csv_log: Path,
+    tb_dir: Path | None,
+    extra: list | None = None,
+    best_so_far: float | None = None,
 ) -> list:
-    """ModelCheckpoint (best weights), ReduceLROnPlateau, EarlyStopping, CSVLogger, TensorBoard."""
+    """ModelCheckpoint (best weights), ReduceLROnPlateau, EarlyStopping, CSVLogger, TensorBoard.
+
+    `best_so_far` carries the best score across the frozen and unfrozen phases of a stage, so
+    the checkpoint never replaces a better epoch of the earlier phase (whose log it appends to).
+    """
     callbacks = [
         keras.callbacks.ModelCheckpoint(
             str(best_weights),
@@ -44,6 +53,7 @@ def stage_callbacks(
             mode="max",
             save_best_only=True,
             save_weights_only=True,
+            initial_value_threshold=best_so_far,
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor=MONITOR,
@@ -56,7 +66,7 @@ def stage_callbacks(
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=stage["early_stopping_patience"], verbose=1
         ),
-        keras.callbacks.CSVLogger(str(csv_log)),
+        keras.callbacks.CSVLogger(str(csv_log), append=best_so_far is not None),
     ]
     if tb_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir)))

@@ -33,8 +33,9 @@ def check_model_config(config: dict) -> None:
 def build_model(config: dict) -> keras.Model:
     """Build the configured model for `input.size` x `input.size` x `input.channels` images."""
     check_model_config(config)
+    keras.mixed_precision.set_dtype_policy(config["model"]["precision"])
     size, channels = config["input"]["size"], config["input"]["channels"]
-    params = {k: v for k, v in config["model"].items() if k != "type"}
+    params = {k: v for k, v in config["model"].items() if k not in ("type", "precision")}
     return MODELS[config["model"]["type"]]((size, size, channels), **params)
 
 

@@ -1,0 +1,42 @@
+"""From data to a submission: train every missing cross-validation fold, then ensemble them.
+
+    python code/run_folds.py --config-file code/train-config/unet-resnet.json
+
+Folds already complete (metrics and test predictions written) are skipped, so an interrupted run
+resumes where it stopped. With several GPUs visible, folds train in parallel, one per GPU.
+The submission is outputs/submissions/<run>-ensemble-submission.csv.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tgssalt.cli import add_folder_arguments  # noqa: E402
+from tgssalt.errors import run_cli  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: the config, the folders, and --sequential."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-file", type=Path, required=True, help="JSON training config")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="train one fold at a time in this process even when several GPUs are visible",
+    )
+    add_folder_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the missing folds, then write the ensemble submission."""
+    args = parse_args(argv)
+    from tgssalt.run_folds import run_folds
+
+    run_folds(args.config_file, args.data_folder, args.outputs_folder, not args.sequential)
+
+
+if __name__ == "__main__":
+    run_cli(main)

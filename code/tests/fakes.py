@@ -1,0 +1,112 @@
+"""Fake data and fake fold outputs for the ensemble, run_folds and predict tests: no training.
+
+`write_data` writes a tiny Kaggle layout; `write_fold` writes what `fold.train_fold` would for
+one fold (config, metrics, validation and test predictions), with probabilities made from the
+true masks plus noise, and on the validation images without salt a small false-positive blob
+that a min-area rule removes.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tgssalt.config import DEFAULTS, save_config
+from tgssalt.paths import run_name
+from tgssalt.predictions import prediction_meta, save_predictions
+from tgssalt.rle import rle_encode
+
+BLOB = 5  # side of the false-positive square on empty images: 25 pixels
+
+
+def masks_for(n: int, seed: int) -> np.ndarray:
+    """n 101x101 masks: a third empty, the rest rectangles of at least 20x20 pixels."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, 101, 101), np.uint8)
+    for i in range(n):
+        if i % 3:
+            top, left = rng.integers(0, 60, 2)
+            height, width = rng.integers(20, 41, 2)
+            masks[i, top : top + height, left : left + width] = 1
+    return masks
+
+
+def write_data(root: Path, n_train: int = 24, n_test: int = 6, seed: int = 0) -> dict:
+    """A Kaggle-layout folder: train masks and images, train.csv, test images, sample submission.
+
+    Returns {"train_ids", "masks", "test_ids"}.
+    """
+    masks = masks_for(n_train, seed)
+    train_ids = [f"t{seed}x{i:03d}" for i in range(n_train)]
+    test_ids = [f"s{seed}x{i:03d}" for i in range(n_test)]
+    for sub in ("train/images", "train/masks", "test/images"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + 1)
+    for image_id, mask in zip(train_ids, masks, strict=True):
+        Image.fromarray(mask * np.uint8(255)).save(root / "train/masks" / f"{image_id}.png")
+        Image.fromarray(rng.integers(0, 256, (101, 101), np.uint8)).save(
+            root / "train/images" / f"{image_id}.png"
+        )
+    for image_id in test_ids:
+        Image.fromarray(rng.integers(0, 256, (101, 101), np.uint8)).save(
+            root / "test/images" / f"{image_id}.png"
+        )
+    rles = "".join(f"{i},{rle_encode(m)}\n" for i, m in zip(train_ids, masks, strict=True))
+    (root / "train.csv").write_text("id,rle_mask\n" + rles)
+    (root / "sample_submission.csv").write_text(
+        "id,rle_mask\n" + "".join(f"{i},1 1\n" for i in test_ids)
+    )
+    return {"train_ids": np.array(train_ids), "masks": masks, "test_ids": np.array(test_ids)}
+
+
+def noisy_probs(masks: np.ndarray, seed: int, blob: bool = True) -> np.ndarray:
+    """Probabilities near the masks, plus a confident blob on the empty ones when `blob`."""
+    rng = np.random.default_rng(seed)
+    probs = 0.15 + 0.7 * masks + rng.normal(0, 0.08, masks.shape)
+    if blob:
+        empty = masks.reshape(len(masks), -1).max(axis=1) == 0
+        probs[empty, 40 : 40 + BLOB, 40 : 40 + BLOB] = 0.9
+    return np.clip(probs, 0, 1).astype(np.float16)
+
+
+def config_for(name: str = "fake-%s", version: int = 1, folds: int = 3, size: int = 101) -> dict:
+    """A config as `load_config` resolves it (built from `DEFAULTS` without importing Keras),
+    with a tiny model."""
+    config = copy.deepcopy(DEFAULTS)
+    config.update(name=name, version=version)
+    config["crossvalidation"]["folds"] = folds
+    config["input"]["size"] = size
+    config["model"].update(start_filters=2, depth=2, dropout=0.0)
+    return config
+
+
+def fold_meta(config: dict, fold: int, split: str, threshold: float = 0.5) -> dict:
+    """The metadata `fold.train_fold` stores with a fold's predictions."""
+    return prediction_meta(
+        config, run_name(config["name"], config["version"], fold), split, threshold
+    )
+
+
+def write_fold(outputs: Path, config: dict, fold: int, data: dict, seed: int = 0) -> str:
+    """Write one fold's outputs as `fold.train_fold` names them; return its run name."""
+    run = run_name(config["name"], config["version"], fold)
+    n_folds = config["crossvalidation"]["folds"]
+    valid = np.arange(len(data["train_ids"]))[fold::n_folds]
+    save_predictions(
+        outputs / "predictions" / f"{run}-valid.npz",
+        data["train_ids"][valid],
+        noisy_probs(data["masks"][valid], seed + fold),
+        fold_meta(config, fold, "valid"),
+    )
+    test_masks = masks_for(len(data["test_ids"]), 99)
+    save_predictions(
+        outputs / "predictions" / f"{run}-test.npz",
+        data["test_ids"],
+        noisy_probs(test_masks, seed + 10 + fold),
+        fold_meta(config, fold, "test"),
+    )
+    save_config(config, outputs / "models" / f"{run}-config.json")
+    metrics = {"validation_score": 0.5, "threshold": 0.5}
+    (outputs / "models" / f"{run}-metrics.json").write_text(json.dumps(metrics))
+    return run

@@ -1,0 +1,302 @@
+"""Average the cross-validation folds into one submission, tuning its post-processing out of fold.
+
+Each fold `<base>-cvfold<k>` saved its validation probabilities (images it did not train on) and
+its test probabilities (`predictions/<run>-valid.npz`, `-test.npz`). Together the validation
+files cover each labelled image once: the out-of-fold (OOF) set. On it one joint grid search
+picks the probability threshold and the minimum salt area (`metrics.binarize`: a mask with fewer
+salt pixels becomes empty). The test probabilities are averaged over the folds and binarised
+with the chosen pair. The OOF score measures the single fold models with that post-processing;
+the averaged test predictions have no labels, and are expected to do at least as well.
+
+Writes `submissions/<base>-ensemble-submission.csv`, `models/<base>-ensemble.json` (the
+threshold, min_area, scores and folds, read by `predict.py`) and
+`figures/<base>-ensemble-threshold.png`, and logs them to MLflow as run `<base>-ensemble`.
+"""
+
+import glob
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+from .data import read_ids, read_images, resolve_data_folder
+from .errors import UserError
+from .metrics import (
+    DEFAULT_SEARCH_THRESHOLDS,
+    binarize,
+    competition_score,
+    threshold_area_search,
+    threshold_search,
+)
+from .predictions import load_header, load_predictions
+from .submission import validate_submission, write_submission
+
+MIN_AREAS = np.arange(0, 301, 10)
+# Metadata every fold must share with the others to be ensembled.
+SHARED_META = ("name", "version", "input_size", "folds")
+
+
+@dataclass
+class FoldFiles:
+    """One fold's prediction files."""
+
+    fold: int
+    run: str
+    valid: Path
+    test: Path
+
+
+def ensemble_paths(outputs_folder: Path, base: str) -> dict[str, Path]:
+    """Where the ensemble of run `base` writes its submission, summary and figure."""
+    out = Path(outputs_folder)
+    return {
+        "submission": out / "submissions" / f"{base}-ensemble-submission.csv",
+        "summary": out / "models" / f"{base}-ensemble.json",
+        "figure": out / "figures" / f"{base}-ensemble-threshold.png",
+    }
+
+
+def find_folds(outputs_folder: Path, base: str) -> list[FoldFiles]:
+    """Every fold of `base` with test predictions, by fold number; each needs its valid file."""
+    folder = Path(outputs_folder) / "predictions"
+    prefix = f"{base}-cvfold"
+    folds = []
+    for test in folder.glob(f"{glob.escape(prefix)}*-test.npz"):
+        number = test.name[len(prefix) : -len("-test.npz")]
+        if not number.isdigit():
+            continue
+        run = f"{prefix}{number}"
+        valid = folder / f"{run}-valid.npz"
+        if not valid.is_file():
+            raise UserError(f"{valid}: missing, though {test.name} exists (re-train fold {number})")
+        folds.append(FoldFiles(int(number), run, valid, test))
+    if not folds:
+        raise UserError(
+            f"{folder}: no fold predictions {prefix}<k>-test.npz; train the folds first "
+            "(code/run_folds.py or code/train_fold.py)"
+        )
+    return sorted(folds, key=lambda f: f.fold)
+
+
+def _check_meta(meta: dict, files: FoldFiles, split: str, reference: dict) -> None:
+    """A fold file's metadata must name its run and split and match the first fold's run."""
+    path = files.valid if split == "valid" else files.test
+    if meta.get("run") != files.run or meta.get("split") != split:
+        raise UserError(
+            f"{path}: metadata says run {meta.get('run')!r}, split {meta.get('split')!r}; "
+            f"expected {files.run!r}, {split!r}"
+        )
+    for key in SHARED_META:
+        if meta.get(key) != reference.get(key):
+            raise UserError(
+                f"{path}: {key} is {meta.get(key)!r} but {reference['run']} has "
+                f"{reference.get(key)!r}; folds of different runs cannot be ensembled"
+            )
+    if not isinstance(meta["folds"], int) or not 0 <= files.fold < meta["folds"]:
+        raise UserError(f"{path}: fold {files.fold} is not one of the run's {meta['folds']} folds")
+
+
+def _alignment(ids: np.ndarray, reference: np.ndarray, where: Path) -> np.ndarray | slice:
+    """An index putting `ids` in `reference`'s order; a UserError unless both hold the same ids."""
+    if np.array_equal(ids, reference):
+        return slice(None)
+    if len(ids) != len(reference) or set(ids) != set(reference):
+        differ = len(set(ids) ^ set(reference))
+        raise UserError(
+            f"{where}: its {len(ids)} test ids differ from the first fold's {len(reference)} "
+            f"({differ} id(s) in only one); were the folds predicted on different test sets?"
+        )
+    position = {image_id: k for k, image_id in enumerate(ids)}
+    return np.array([position[image_id] for image_id in reference])
+
+
+def check_folds(folds: list[FoldFiles]) -> tuple[dict, np.ndarray, list]:
+    """Check every fold's metadata and ids before reading probabilities.
+
+    Returns the first fold's test metadata, its test ids, and per fold the index aligning its
+    test ids to those.
+    """
+    test_ids, reference = load_header(folds[0].test)
+    alignments, seen = [], {}
+    for files in folds:
+        ids, meta = load_header(files.valid)
+        _check_meta(meta, files, "valid", reference)
+        _check_disjoint(ids, files, seen)
+        ids, meta = load_header(files.test)
+        _check_meta(meta, files, "test", reference)
+        alignments.append(_alignment(ids, test_ids, files.test))
+    return reference, test_ids, alignments
+
+
+def _check_disjoint(ids: np.ndarray, files: FoldFiles, seen: dict) -> None:
+    """Validation sets must not overlap: they do when folds were split differently (another seed
+    or data set), which would make the out-of-fold search meaningless. Updates `seen`."""
+    overlap = seen.keys() & set(ids)
+    if overlap:
+        other = seen[next(iter(overlap))]
+        raise UserError(
+            f"{files.valid}: {len(overlap)} validation id(s) also in {other}'s; "
+            "the folds were split differently (another seed or data set?)"
+        )
+    seen.update(dict.fromkeys(ids, files.run))
+
+
+def load_oof(folds: list[FoldFiles]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:
+    """The folds' validation ids and float16 probabilities, concatenated, and per fold its image
+    count and own threshold (to score each fold as it was)."""
+    ids, probs, per_fold = [], [], []
+    for files in folds:
+        fold_ids, fold_probs, meta = load_predictions(files.valid)
+        ids.append(fold_ids)
+        probs.append(fold_probs)
+        per_fold.append((len(fold_ids), float(meta["threshold"])))
+    return np.concatenate(ids), np.concatenate(probs), per_fold
+
+
+def mean_test_probs(folds: list[FoldFiles], alignments: list, n_images: int) -> np.ndarray:
+    """The mean over folds of the test probabilities (N, 101, 101) float32, one fold in memory."""
+    total = None
+    for files, index in zip(folds, alignments, strict=True):
+        _, probs, _ = load_predictions(files.test)
+        if len(probs) != n_images:
+            raise UserError(f"{files.test}: {len(probs)} probability maps for {n_images} ids")
+        if total is None:
+            total = np.zeros(probs.shape, dtype=np.float32)
+        total += probs[index]
+    return total / len(folds)
+
+
+def truth_masks(data_folder: Path, ids: np.ndarray) -> np.ndarray:
+    """The training masks (N, 101, 101) 0/1 of the validation ids, as `data.load_train` reads."""
+    masks = read_images(Path(data_folder) / "train" / "masks", ids, 1)[..., 0]
+    return (masks > 127).astype(np.uint8)
+
+
+def oof_scores(
+    truth: np.ndarray, probs: np.ndarray, per_fold: list, thresholds, min_areas
+) -> tuple[dict, np.ndarray]:
+    """Search (threshold, min_area) on the OOF set; score the alternatives it is compared with."""
+    threshold, min_area, best, grid = threshold_area_search(truth, probs, thresholds, min_areas)
+    fold_scores, start = [], 0
+    for count, fold_threshold in per_fold:
+        part = slice(start, start + count)
+        fold_scores.append(competition_score(truth[part], binarize(probs[part], fold_threshold)))
+        start += count
+    summary = {
+        "oof_score": best,
+        "threshold": threshold,
+        "min_area": min_area,
+        "oof_score_threshold_only": threshold_search(truth, probs, thresholds)[1],
+        "oof_score_at_0.5": competition_score(truth, binarize(probs, 0.5)),
+        "mean_fold_validation_score": float(np.mean(fold_scores)),
+        "fold_validation_scores": fold_scores,
+        "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),
+        "oof_images": int(len(truth)),
+    }
+    return summary, grid
+
+
+def run_ensemble(
+    outputs_folder: Path,
+    base: str,
+    data_folder: Path,
+    thresholds: np.ndarray = DEFAULT_SEARCH_THRESHOLDS,
+    min_areas: np.ndarray = MIN_AREAS,
+) -> dict:
+    """Ensemble the folds of run `base` found in `outputs_folder`; return the summary it writes.
+
+    Every check (fold metadata, ids, truth masks, the sample submission's ids) runs before any
+    output is written.
+    """
+    data_folder = resolve_data_folder(data_folder)
+    thresholds, min_areas = _grid(thresholds, min_areas)
+    folds = find_folds(outputs_folder, base)
+    reference, test_ids, alignments = check_folds(folds)
+    expected_ids = read_ids(data_folder / "sample_submission.csv")
+    validate_submission(_blank(test_ids), expected_ids, name=str(folds[0].test))
+    _announce(base, folds, reference["folds"])
+    valid_ids, valid_probs, per_fold = load_oof(folds)
+    truth = truth_masks(data_folder, valid_ids)
+    summary, grid = oof_scores(truth, valid_probs, per_fold, thresholds, min_areas)
+    test_probs = mean_test_probs(folds, alignments, len(test_ids))
+    masks = binarize(test_probs, summary["threshold"], summary["min_area"])
+    summary.update(_description(base, folds, reference, thresholds, min_areas, masks))
+    _write_outputs(Path(outputs_folder), base, test_ids, masks, summary, grid)
+    return summary
+
+
+def _grid(thresholds, min_areas) -> tuple[np.ndarray, np.ndarray]:
+    """The search grids, sorted, checked to hold thresholds in (0, 1) and areas >= 0."""
+    thresholds = np.unique(np.asarray(thresholds, dtype=np.float64))
+    min_areas = np.unique(np.asarray(min_areas, dtype=np.int64))
+    if thresholds.size == 0 or thresholds.min() <= 0 or thresholds.max() >= 1:
+        raise UserError("ensemble thresholds must be a non-empty grid within (0, 1)")
+    if min_areas.size == 0 or min_areas.min() < 0:
+        raise UserError("ensemble min_areas must be a non-empty grid of pixel counts >= 0")
+    return thresholds, min_areas
+
+
+def _blank(ids: np.ndarray) -> pd.DataFrame:
+    """A submission frame of `ids` with empty masks, to check the ids before any work."""
+    return pd.DataFrame({"id": [str(i) for i in ids], "rle_mask": ""})
+
+
+def _announce(base: str, folds: list[FoldFiles], n_folds: int) -> None:
+    """Say which folds are ensembled; warn when some of the run's folds are missing."""
+    found = [f.fold for f in folds]
+    print(f"{base}: ensembling fold(s) {', '.join(map(str, found))} of {n_folds}")
+    missing = sorted(set(range(n_folds)) - set(found))
+    if missing:
+        print(
+            f"warning: fold(s) {', '.join(map(str, missing))} missing: the search covers only "
+            "the present folds' validation images (code/run_folds.py trains the rest)",
+            file=sys.stderr,
+        )
+
+
+def _description(base, folds, reference, thresholds, min_areas, masks) -> dict:
+    """What the ensemble was made of, for its summary JSON."""
+    return {
+        "run": f"{base}-ensemble",
+        "name": reference["name"],
+        "version": reference["version"],
+        "input_size": reference["input_size"],
+        "folds": reference["folds"],
+        "folds_used": [f.fold for f in folds],
+        "runs": [f.run for f in folds],
+        "complete": len(folds) == reference["folds"],
+        "thresholds": [float(t) for t in thresholds],
+        "min_areas": [int(a) for a in min_areas],
+        "test_images": int(len(masks)),
+        "test_empty_fraction": float((masks.reshape(len(masks), -1).max(axis=1) == 0).mean()),
+    }
+
+
+def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -> None:
+    """Write the submission, figure and summary JSON, and log them to MLflow."""
+    paths = ensemble_paths(out, base)
+    write_submission(paths["submission"], test_ids, masks)
+    summary["submission"] = str(paths["submission"])
+    figures.plot_threshold_area(
+        np.asarray(summary["thresholds"]),
+        np.asarray(summary["min_areas"]),
+        grid,
+        (summary["threshold"], summary["min_area"]),
+        f"{base} ensemble of {len(summary['folds_used'])} fold(s)",
+        paths["figure"],
+    )
+    from .tracking import log_fold_metrics, mlflow_run  # imports keras: only when needed
+
+    params = {k: summary[k] for k in ("folds_used", "thresholds", "min_areas", "runs")}
+    with mlflow_run(out, base, summary["run"], params) as mlflow:
+        log_fold_metrics(summary, paths["summary"])
+        mlflow.log_artifact(str(paths["figure"]))
+    print(
+        f"{base}: out-of-fold score {summary['oof_score']:.4f} at threshold "
+        f"{summary['threshold']:.3f}, min_area {summary['min_area']} (threshold alone "
+        f"{summary['oof_score_threshold_only']:.4f}; mean fold score "
+        f"{summary['mean_fold_validation_score']:.4f}); wrote {paths['submission']}"
+    )

@@ -1,0 +1,314 @@
+"""Salt masks for a folder of images, with trained models: what `predict.py` runs.
+
+Models are `.keras` files, or a run name whose fold models are found in the outputs folder
+(`models/<run>-cvfold<k>-stage2.keras`, else that fold's `-stage1.keras`). Their probabilities
+are averaged (with flip TTA), then binarised with the run's ensemble threshold and min_area
+(`models/<run>-ensemble.json`), else with the mean of the folds' own thresholds. Images of any
+size are resized to 101x101, the size the models were trained at, and each mask back to its
+image's size. Writes one mask PNG (0/255) per image and a CSV of their run-length encodings,
+each file atomically.
+"""
+
+import copy
+import glob
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from skimage.transform import resize
+
+from .atomic import atomic_path
+from .competition import IMAGE_SIZE
+from .config import DEFAULTS
+from .data import read_png
+from .errors import UserError
+from .metrics import binarize
+from .rle import rle_encode
+from .submission import write_submission
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+STAGE_SUFFIXES = ("-stage2", "-stage1")
+
+
+@dataclass
+class Postprocessing:
+    """How probabilities become masks, and where those numbers came from (said once)."""
+
+    threshold: float
+    min_area: int
+    source: str
+
+
+def find_images(folder: Path) -> tuple[list[str], list[Path]]:
+    """Ids (file stems) and paths of the images in `folder`, sorted; ids must be unique."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: image folder not found")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise UserError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    ids = [p.stem for p in paths]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise UserError(f"{folder}: several images share a name, e.g. {dup[0]!r}")
+    return ids, paths
+
+
+def image_sizes(paths: list[Path]) -> list[tuple[int, int]]:
+    """(height, width) of each image from its header: every file is checked before predicting."""
+    sizes = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                sizes.append((img.height, img.width))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise UserError(f"{path}: cannot read image ({exc})") from None
+    return sizes
+
+
+def resolve_model_paths(specs: list[str], outputs_folder: Path) -> list[Path]:
+    """The `.keras` files named by `specs`: each a `.keras` path or a run name."""
+    paths = []
+    for spec in specs:
+        if spec.endswith(".keras"):
+            if not Path(spec).is_file():
+                raise UserError(f"{spec}: model file not found")
+            paths.append(Path(spec))
+        else:
+            paths.extend(run_models(spec, Path(outputs_folder) / "models"))
+    return paths
+
+
+def run_models(run: str, models_folder: Path) -> list[Path]:
+    """A run's fold models, stage 2 where present, else stage 1; or the run's own model when
+    `run` is a single split or a single fold (`<name>-cvfold<k>`)."""
+    prefix = f"{run}-cvfold"
+    pattern = f"{glob.escape(prefix)}*-stage?.keras"
+    folds = {p.name[len(prefix) :].split("-")[0] for p in models_folder.glob(pattern)}
+    runs = [f"{prefix}{k}" for k in sorted(filter(str.isdigit, folds), key=int)] or [run]
+    found = [_best_stage(models_folder, r) for r in runs]
+    if None in found:
+        raise UserError(
+            f"{models_folder}: no model {run}-cvfold<k>-stage2.keras (or -stage1), nor "
+            f"{run}-stage2.keras; give .keras files or a run name trained in this outputs folder"
+        )
+    return found
+
+
+def _best_stage(models_folder: Path, run: str) -> Path | None:
+    """`<run>-stage2.keras`, else `<run>-stage1.keras`, else None."""
+    for stage in STAGE_SUFFIXES:
+        path = models_folder / f"{run}{stage}.keras"
+        if path.is_file():
+            return path
+    return None
+
+
+def model_run(path: Path) -> str:
+    """The run a model file belongs to: its name without `-stageN.keras`."""
+    stem = path.name.removesuffix(".keras")
+    for stage in STAGE_SUFFIXES:
+        stem = stem.removesuffix(stage)
+    return stem
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's content, None when absent; a UserError when unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable JSON file ({exc})") from None
+
+
+def postprocessing(
+    specs: list[str], model_paths: list[Path], outputs_folder: Path
+) -> Postprocessing:
+    """The threshold and min_area: a single run's ensemble JSON, else the mean of the models'
+    own thresholds (their runs' metrics JSON) with no min-area rule, else 0.5."""
+    if len(specs) == 1 and not specs[0].endswith(".keras"):
+        path = Path(outputs_folder) / "models" / f"{specs[0]}-ensemble.json"
+        summary = _read_json(path)
+        if summary is not None:
+            return Postprocessing(float(summary["threshold"]), int(summary["min_area"]), str(path))
+    thresholds = []
+    for model in model_paths:
+        metrics = _read_json(model.parent / f"{model_run(model)}-metrics.json")
+        if metrics is not None:
+            thresholds.append(float(metrics["threshold"]))
+    if not thresholds:
+        return Postprocessing(0.5, 0, "the default (no metrics JSON beside the models)")
+    source = f"the mean of {len(thresholds)} model(s)' validation thresholds"
+    return Postprocessing(float(np.mean(thresholds)), 0, source)
+
+
+def predict_config(model_path: Path, input_shape: tuple, tta: bool, batch_size: int) -> dict:
+    """The prediction settings of a model: its run's saved config where present (normalisation),
+    the model's own input shape, and this command's TTA and batch size."""
+    config = copy.deepcopy(DEFAULTS)
+    saved = _read_json(model_path.parent / f"{model_run(model_path)}-config.json") or {}
+    config["input"].update(saved.get("input", {}))
+    size, channels = input_shape[1], input_shape[-1]
+    if isinstance(size, int):
+        config["input"]["size"] = size
+    if isinstance(channels, int):
+        config["input"]["channels"] = channels
+    config["tta"]["hflip"] = tta
+    config["predict"]["batch_size"] = batch_size
+    return config
+
+
+def load_models(paths: list[Path], tta: bool, batch_size: int) -> list[tuple]:
+    """(model, prediction config) per file. The files hold probability models (`fold.py` saves
+    them with their sigmoid), so they are only compiled for prediction here."""
+    import keras
+
+    from .device import jit_compile_setting
+
+    models = []
+    for path in paths:
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError, TypeError) as exc:
+            raise UserError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from None
+        model.compile(jit_compile=jit_compile_setting())
+        models.append((model, predict_config(path, model.input_shape, tta, batch_size)))
+    return models
+
+
+def read_resized(paths: list[Path]) -> np.ndarray:
+    """Images as (N, 101, 101, 1) float32 grey values 0..255, resized where needed."""
+    out = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    for k, path in enumerate(paths):
+        image = read_png(path, 1).astype(np.float32)
+        if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            image = resize(image, (IMAGE_SIZE, IMAGE_SIZE, 1), order=1, preserve_range=True)
+        out[k] = image
+    return out
+
+
+def mean_probs(models: list[tuple], images: np.ndarray) -> np.ndarray:
+    """The models' mean salt probabilities (N, 101, 101) for (N, 101, 101, 1) images."""
+    from .inference import predict_probs
+
+    total = np.zeros(images.shape[:3], np.float32)
+    for model, config in models:
+        channels = config["input"]["channels"]
+        total += predict_probs(model, np.repeat(images, channels, axis=-1), config)
+    return total / len(models)
+
+
+def to_masks(probs: np.ndarray, sizes: list, post: Postprocessing) -> list[np.ndarray]:
+    """Binary masks at each image's own size. The min-area rule is decided at 101x101, the scale
+    it was tuned at; a kept mask is then thresholded from its probabilities resized back."""
+    kept = binarize(probs, post.threshold, post.min_area)
+    masks = []
+    for mask, prob, size in zip(kept, probs, sizes, strict=True):
+        if size != (IMAGE_SIZE, IMAGE_SIZE) and mask.any():
+            prob = resize(prob, size, order=1, preserve_range=True)
+            mask = (prob > post.threshold).astype(np.uint8)
+        elif size != (IMAGE_SIZE, IMAGE_SIZE):
+            mask = np.zeros(size, np.uint8)
+        masks.append(mask)
+    return masks
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """A mask as an 8-bit PNG, 0 or 255, written atomically."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(mask.astype(np.uint8) * np.uint8(255)).save(tmp)
+
+
+def write_csv(path: Path, ids: list[str], rles: list[str], sizes: list) -> None:
+    """The masks' RLEs: a valid Kaggle submission when every image is 101x101, else with each
+    image's `height` and `width` (the RLE numbers pixels of that size)."""
+    if all(size == (IMAGE_SIZE, IMAGE_SIZE) for size in sizes):
+        write_submission(path, ids, rles)
+        return
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "rle_mask": rles,
+            "height": [s[0] for s in sizes],
+            "width": [s[1] for s in sizes],
+        }
+    )
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def predict_images(
+    specs: list[str],
+    image_folder: Path,
+    output_folder: Path,
+    outputs_folder: Path,
+    csv_path: Path | None = None,
+    options: dict | None = None,
+) -> Path:
+    """Predict every image in `image_folder`; write masks to `output_folder` and the RLE CSV.
+
+    `options`: `threshold` and `min_area` (override the run's), `tta` (default True),
+    `batch_size` (64), `chunk` (images per step, 256). Returns the CSV's path.
+    """
+    options = {"tta": True, "batch_size": 64, "chunk": 256, **(options or {})}
+    image_folder, output_folder = Path(image_folder), Path(output_folder)
+    if output_folder.resolve() == image_folder.resolve():
+        raise UserError(f"{output_folder}: the output folder must not be the image folder")
+    csv_path = Path(csv_path) if csv_path else output_folder / "masks.csv"
+    ids, paths = find_images(image_folder)
+    sizes = image_sizes(paths)
+    model_paths = resolve_model_paths(specs, outputs_folder)
+    post = _override(postprocessing(specs, model_paths, outputs_folder), options)
+    _announce(len(model_paths), post, sizes)
+    models = load_models(model_paths, options["tta"], options["batch_size"])
+    rles = _predict_all(models, ids, paths, sizes, post, output_folder, options["chunk"])
+    write_csv(csv_path, ids, rles, sizes)
+    print(f"wrote {len(ids)} masks to {output_folder} and their RLEs to {csv_path}")
+    return csv_path
+
+
+def _override(post: Postprocessing, options: dict) -> Postprocessing:
+    """Command-line threshold and min_area win over the run's."""
+    if options.get("threshold") is None and options.get("min_area") is None:
+        return post
+    threshold = post.threshold if options.get("threshold") is None else options["threshold"]
+    min_area = post.min_area if options.get("min_area") is None else options["min_area"]
+    if not 0 < threshold < 1 or min_area < 0:
+        raise UserError("--threshold must be in (0, 1) and --min-area >= 0")
+    return Postprocessing(float(threshold), int(min_area), "the command line")
+
+
+def _announce(n_models: int, post: Postprocessing, sizes: list) -> None:
+    """Say once what is used, and that images not 101x101 are resized both ways."""
+    print(
+        f"{n_models} model(s); threshold {post.threshold:.3f}, min_area {post.min_area} "
+        f"from {post.source}"
+    )
+    other = sum(size != (IMAGE_SIZE, IMAGE_SIZE) for size in sizes)
+    if other:
+        print(
+            f"note: {other} of {len(sizes)} images are not {IMAGE_SIZE}x{IMAGE_SIZE}: each is "
+            f"resized to {IMAGE_SIZE}x{IMAGE_SIZE} for the models and its mask back to its size",
+            file=sys.stderr,
+        )
+
+
+def _predict_all(models, ids, paths, sizes, post, output_folder: Path, chunk: int) -> list[str]:
+    """Predict chunk by chunk with a progress bar; write each mask; return the RLEs in order."""
+    from tqdm import tqdm
+
+    rles = []
+    with tqdm(total=len(ids), unit="img", desc="predict", disable=None) as bar:
+        for start in range(0, len(ids), chunk):
+            part = slice(start, start + chunk)
+            probs = mean_probs(models, read_resized(paths[part]))
+            for image_id, mask in zip(ids[part], to_masks(probs, sizes[part], post), strict=True):
+                write_mask(output_folder / f"{image_id}.png", mask)
+                rles.append(rle_encode(mask))
+            bar.update(len(probs))
+    return rles

@@ -1,0 +1,193 @@
+"""Every cross-validation fold of a config, then their ensemble: what `run_folds.py` runs.
+
+A fold is complete when its metrics JSON and test predictions exist (`fold.train_fold` writes
+them last), so an interrupted run resumes by training only the missing folds. With one GPU or
+none the folds train one after another in this process; with several visible GPUs each fold runs
+as a `train_fold.py` process pinned to one GPU (`CUDA_VISIBLE_DEVICES`), one fold per GPU at a
+time, its output in `logs/<run>.log`. The ensemble runs once every fold is complete.
+"""
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import load_config
+from .errors import UserError
+from .paths import run_name
+
+TRAIN_FOLD = Path(__file__).resolve().parents[1] / "train_fold.py"
+
+
+def fold_complete(outputs_folder: Path, run: str) -> bool:
+    """A fold is done when both of its last outputs exist."""
+    out = Path(outputs_folder)
+    return (out / "models" / f"{run}-metrics.json").is_file() and (
+        out / "predictions" / f"{run}-test.npz"
+    ).is_file()
+
+
+def missing_folds(config: dict, outputs_folder: Path) -> list[int]:
+    """The folds still to train. A complete fold trained with another config is an error: its
+    predictions would be mixed with the new config's (change `version` to start a new run)."""
+    missing = []
+    for fold in range(config["crossvalidation"]["folds"]):
+        run = run_name(config["name"], config["version"], fold)
+        if not fold_complete(outputs_folder, run):
+            missing.append(fold)
+            continue
+        saved = Path(outputs_folder) / "models" / f"{run}-config.json"
+        if not saved.is_file():
+            continue
+        key = config_difference(json.loads(saved.read_text()), json.loads(json.dumps(config)))
+        if key is not None:
+            raise UserError(
+                f"{saved}: fold {fold} was trained with a different config ({key}); bump "
+                f"'version' to start a new run, or delete {run}'s outputs to retrain it"
+            )
+    return missing
+
+
+def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first key whose saved value differs from the current config's, as `key: old -> new`;
+    None when none does. Keys the saved config lacks (defaults added later) are not compared."""
+    for key, old in saved.items():
+        new = current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found = config_difference(old, new, f"{prefix}{key}.")
+            if found is not None:
+                return found
+        elif old != new:
+            return f"{prefix}{key}: {old!r} -> {new!r}"
+    return None
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs a child process may be pinned to: `CUDA_VISIBLE_DEVICES` when set, else those
+    `nvidia-smi -L` lists; none without a GPU driver."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        ids = [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",")]
+        return [] if not ids[0] or ids[0].startswith("-") else [d for d in ids if d]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(k) for k, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+
+
+def run_folds(
+    config_file: Path, data_folder: Path, outputs_folder: Path, parallel: bool = True
+) -> dict:
+    """Train the config's missing folds, then ensemble all of them; return the ensemble summary."""
+    config = load_config(config_file)
+    base = run_name(config["name"], config["version"], None)
+    missing = missing_folds(config, outputs_folder)
+    total = config["crossvalidation"]["folds"]
+    print(f"{base}: {total - len(missing)} of {total} folds complete; training {missing or 'none'}")
+    gpus = visible_gpus() if parallel else []
+    if len(gpus) > 1 and len(missing) > 1:
+        train_parallel(Path(config_file), missing, gpus, data_folder, outputs_folder, base)
+    else:
+        train_sequential(config, missing, data_folder, outputs_folder)
+    from .ensemble import run_ensemble
+
+    return run_ensemble(outputs_folder, base, data_folder)
+
+
+def train_sequential(config: dict, folds: list[int], data_folder: Path, outputs_folder: Path):
+    """Train `folds` one after another in this process, freeing each fold's model after it."""
+    import keras
+
+    from . import fold
+
+    for k in folds:
+        fold.train_fold(config, k, data_folder, outputs_folder)
+        keras.backend.clear_session()
+
+
+def fold_command(config_file: Path, fold: int, data_folder: Path, outputs_folder: Path) -> list:
+    """The `train_fold.py` command line of one fold, run with this Python."""
+    return [
+        sys.executable,
+        str(TRAIN_FOLD),
+        "--config-file",
+        str(config_file),
+        "--cv-currentfold",
+        str(fold),
+        "--data-folder",
+        str(data_folder),
+        "--outputs-folder",
+        str(outputs_folder),
+    ]
+
+
+def train_parallel(
+    config_file: Path,
+    folds: list[int],
+    gpus: list[str],
+    data_folder: Path,
+    outputs_folder: Path,
+    base: str,
+    popen=subprocess.Popen,
+    poll_seconds: float = 10.0,
+) -> None:
+    """Train `folds` as child processes, one per GPU at a time; fail listing any failed fold.
+
+    `popen` is replaceable for tests. The MLflow experiment is created first, so the children do
+    not race to create it.
+    """
+    from .tracking import prepare_experiment
+
+    prepare_experiment(Path(outputs_folder), base)
+    logs = Path(outputs_folder) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    start = functools.partial(_start, popen, config_file, data_folder, outputs_folder, logs, base)
+    pending, running, failed = list(folds), {}, []
+    while pending or running:
+        for gpu in [g for g in gpus if g not in running][: len(pending)]:
+            fold = pending.pop(0)
+            running[gpu] = (fold, start(fold, gpu))
+        for gpu, (fold, process) in list(running.items()):
+            if process.poll() is not None:
+                del running[gpu]
+                _report(base, fold, gpu, process.returncode, logs, failed)
+        if running:
+            time.sleep(poll_seconds)
+    if failed:
+        raise UserError(f"{base}: fold(s) failed: {'; '.join(failed)}")
+
+
+def _start(popen, config_file, data_folder, outputs_folder, logs, base, fold, gpu):
+    """Start one fold's process on one GPU, its output going to its log file."""
+    run = run_name(base, None, fold)
+    log = logs / f"{run}.log"
+    print(f"{run}: training on GPU {gpu}, log {log}")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+    with open(log, "w") as handle:
+        return popen(
+            fold_command(config_file, fold, data_folder, outputs_folder),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _report(base: str, fold: int, gpu: str, returncode: int, logs: Path, failed: list) -> None:
+    """Say how a fold's process ended; remember it when it failed."""
+    run = run_name(base, None, fold)
+    if returncode == 0:
+        print(f"{run}: done (GPU {gpu})")
+        return
+    log = logs / f"{run}.log"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    last = lines[-1] if lines else "no output"
+    print(f"{run}: failed with exit status {returncode} (GPU {gpu}): {last}", file=sys.stderr)
+    failed.append(f"{run} (exit {returncode}, see {log})")
