@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import BLOB, config_for, fold_meta, masks_for, noisy_probs, write_data, write_fold
+from fakes import BLOB, config_for, masks_for, write_data, write_fold
 from tgssalt.ensemble import ensemble_paths, run_ensemble
 from tgssalt.errors import UserError
 from tgssalt.metrics import binarize, competition_score, threshold_area_search
@@ -173,12 +173,3 @@ def test_cli_grid_flags(tmp_path, monkeypatch):
     _, base, _, thresholds, areas = calls[0]
     assert base == "r-1" and thresholds.tolist() == [0.3, 0.4, 0.5]
     assert areas.tolist() == [0, 10, 20]
-
-
-def test_fold_meta_matches_what_train_fold_writes():
-    """The fakes must stay in step with fold._meta, or these tests prove nothing."""
-    fold = pytest.importorskip("tgssalt.fold")
-    config = config_for()
-    out = fold.FoldOutputs(Path("."), f"{BASE}-cvfold2")
-    assert fold._meta(config, out, "valid", 0.5) == fold_meta(config, 2, "valid")
-    assert noisy_probs(masks_for(2, 0), 0).dtype == np.float16

@@ -34,7 +34,7 @@ def jit_compile_setting() -> bool | str:
     """XLA for training: Keras' "auto" everywhere except TensorFlow without a GPU.
 
     On a CPU, TensorFlow's XLA path trained this U-Net about 30x slower than its oneDNN kernels
-    (2.3 vs 74 img/s, `benchmarks` in the README), while JAX always compiles with XLA.
+    (`code/benchmarks/model_speed.py`), while JAX always compiles with XLA.
     """
     if keras.backend.backend() != "tensorflow":
         return "auto"

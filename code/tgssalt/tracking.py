@@ -45,6 +45,9 @@ def prepare_experiment(outputs_folder: Path, experiment: str):
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(f"sqlite:///{(Path(outputs_folder) / 'mlflow.db').resolve()}")
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, or the next outputs
+        # folder of this process (and every child process) would log into this one's store.
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
         if mlflow.get_experiment_by_name(experiment) is None:
             artifacts = (Path(outputs_folder) / "mlruns").resolve().as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifacts)
