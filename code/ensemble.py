@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tgssalt.cli import add_folder_arguments  # noqa: E402
+from tgssalt.cli import add_folder_arguments, fold_list  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar=("FIRST", "LAST", "STEP"),
         help="min_area grid in pixels, FIRST to LAST inclusive by STEP (default 0 300 10)",
     )
+    parser.add_argument(
+        "--folds",
+        type=fold_list,
+        default=None,
+        help="comma-separated folds to use, e.g. 0,1,3 (default: all present)",
+    )
     add_folder_arguments(parser)
     return parser.parse_args(argv)
 
@@ -64,7 +70,12 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--thresholds COUNT must be a whole number >= 1 and --min-areas STEP >= 1")
     thresholds = np.linspace(low, high, int(count))
     run_ensemble(
-        args.outputs_folder, base, args.data_folder, thresholds, np.arange(first, last + 1, step)
+        args.outputs_folder,
+        base,
+        args.data_folder,
+        thresholds,
+        np.arange(first, last + 1, step),
+        args.folds,
     )
 
 

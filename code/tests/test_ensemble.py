@@ -170,6 +170,14 @@ def test_cli_grid_flags(tmp_path, monkeypatch):
     spec.loader.exec_module(cli)
     monkeypatch.setattr("tgssalt.ensemble.run_ensemble", lambda *a: calls.append(a))
     cli.main(["--run", "r-1", "--thresholds", "0.3", "0.5", "3", "--min-areas", "0", "20", "10"])
-    _, base, _, thresholds, areas = calls[0]
+    _, base, _, thresholds, areas, only = calls[0]
     assert base == "r-1" and thresholds.tolist() == [0.3, 0.4, 0.5]
-    assert areas.tolist() == [0, 10, 20]
+    assert areas.tolist() == [0, 10, 20] and only is None
+
+
+def test_folds_option_selects_folds_and_refuses_absent_ones(tmp_path):
+    data, outputs, _ = _folds(tmp_path)
+    summary = run_ensemble(outputs, BASE, data, only=[0, 2])
+    assert summary["folds_used"] == [0, 2] and not summary["complete"]
+    with pytest.raises(UserError, match=r"fold\(s\) \[5\]"):
+        run_ensemble(outputs, BASE, data, only=[0, 5])

@@ -131,15 +131,3 @@ def test_resolved_config_saved(trained):
     saved = json.loads((trained / "outputs" / "models" / f"{_run(0)}-config.json").read_text())
     assert saved["stage1"]["epochs"] == 15 and saved["input"]["size"] == 101
     assert saved["stage2"]["loss"] == "lovasz_hinge"
-
-
-def test_each_outputs_folder_gets_its_own_mlflow_store(tmp_path, monkeypatch):
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; two folders must not share a store."""
-    from tgssalt.tracking import mlflow_run
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for name in ("a", "b"):
-        with mlflow_run(tmp_path / name, "exp", f"run-{name}", {"k": 1}) as mlflow:
-            mlflow.log_metric("m", 1.0)
-        assert (tmp_path / name / "mlflow.db").is_file()
-    assert "MLFLOW_TRACKING_URI" not in os.environ

@@ -21,3 +21,16 @@ def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_OUTPUTS_FOLDER,
         help=f"where outputs go (default {DEFAULT_OUTPUTS_FOLDER})",
     )
+
+
+def fold_list(text: str) -> list[int]:
+    """argparse type for `--folds 0,1,3`."""
+    try:
+        folds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of folds"
+        ) from None
+    if not folds or folds[0] < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: folds are numbers >= 0, e.g. 0,1,3")
+    return folds

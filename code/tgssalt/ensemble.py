@@ -59,8 +59,8 @@ def ensemble_paths(outputs_folder: Path, base: str) -> dict[str, Path]:
     }
 
 
-def find_folds(outputs_folder: Path, base: str) -> list[FoldFiles]:
-    """Every fold of `base` with test predictions, by fold number; each needs its valid file."""
+def find_folds(outputs_folder: Path, base: str, only: list[int] | None = None) -> list[FoldFiles]:
+    """Every fold of `base` with test predictions (or those in `only`), by fold number."""
     folder = Path(outputs_folder) / "predictions"
     prefix = f"{base}-cvfold"
     folds = []
@@ -78,7 +78,21 @@ def find_folds(outputs_folder: Path, base: str) -> list[FoldFiles]:
             f"{folder}: no fold predictions {prefix}<k>-test.npz; train the folds first "
             "(code/run_folds.py or code/train_fold.py)"
         )
-    return sorted(folds, key=lambda f: f.fold)
+    return _select(sorted(folds, key=lambda f: f.fold), only, folder / prefix)
+
+
+def _select(folds: list[FoldFiles], only: list[int] | None, where: Path) -> list[FoldFiles]:
+    """The folds asked for with --folds; each must have been found."""
+    if only is None:
+        return folds
+    found = {f.fold for f in folds}
+    absent = sorted(set(only) - found)
+    if absent:
+        raise UserError(
+            f"{where}<k>: --folds asks for fold(s) {absent} with no predictions "
+            f"(found {sorted(found)})"
+        )
+    return [f for f in folds if f.fold in set(only)]
 
 
 def _check_meta(meta: dict, files: FoldFiles, split: str, reference: dict) -> None:
@@ -205,15 +219,17 @@ def run_ensemble(
     data_folder: Path,
     thresholds: np.ndarray = DEFAULT_SEARCH_THRESHOLDS,
     min_areas: np.ndarray = MIN_AREAS,
+    only: list[int] | None = None,
 ) -> dict:
-    """Ensemble the folds of run `base` found in `outputs_folder`; return the summary it writes.
+    """Ensemble the folds of run `base` found in `outputs_folder` (or the folds in `only`);
+    return the summary it writes.
 
     Every check (fold metadata, ids, truth masks, the sample submission's ids) runs before any
     output is written.
     """
     data_folder = resolve_data_folder(data_folder)
     thresholds, min_areas = _grid(thresholds, min_areas)
-    folds = find_folds(outputs_folder, base)
+    folds = find_folds(outputs_folder, base, only)
     reference, test_ids, alignments = check_folds(folds)
     expected_ids = read_ids(data_folder / "sample_submission.csv")
     validate_submission(_blank(test_ids), expected_ids, name=str(folds[0].test))

@@ -84,13 +84,19 @@ def visible_gpus() -> list[str]:
 
 
 def run_folds(
-    config_file: Path, data_folder: Path, outputs_folder: Path, parallel: bool = True
+    config_file: Path,
+    data_folder: Path,
+    outputs_folder: Path,
+    parallel: bool = True,
+    only: list[int] | None = None,
 ) -> dict:
-    """Train the config's missing folds, then ensemble all of them; return the ensemble summary."""
+    """Train the config's missing folds (of `only`, if given), then ensemble them."""
     config = load_config(config_file)
     base = run_name(config["name"], config["version"], None)
-    missing = missing_folds(config, outputs_folder)
     total = config["crossvalidation"]["folds"]
+    if only is not None and only[-1] >= total:
+        raise UserError(f"--folds {only[-1]} is out of range: the config has {total} folds")
+    missing = [k for k in missing_folds(config, outputs_folder) if only is None or k in only]
     print(f"{base}: {total - len(missing)} of {total} folds complete; training {missing or 'none'}")
     gpus = visible_gpus() if parallel else []
     if len(gpus) > 1 and len(missing) > 1:
@@ -99,7 +105,7 @@ def run_folds(
         train_sequential(config, missing, data_folder, outputs_folder)
     from .ensemble import run_ensemble
 
-    return run_ensemble(outputs_folder, base, data_folder)
+    return run_ensemble(outputs_folder, base, data_folder, only=only)
 
 
 def train_sequential(config: dict, folds: list[int], data_folder: Path, outputs_folder: Path):
