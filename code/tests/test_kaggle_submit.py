@@ -29,6 +29,11 @@ class FakeApi:
             raise self.error
         return type("Reply", (), {"message": self.message})()
 
+    def competition_submissions(self, competition):
+        self.calls.append(("list", competition))
+        latest = {"status": "SubmissionStatus.COMPLETE", "public_score": "0.8123"}
+        return [type("Submission", (), latest)()]
+
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
@@ -48,8 +53,13 @@ def test_good_file_is_uploaded(tmp_path, data, capsys):
     api = FakeApi()
     reply = submit(_csv(tmp_path, "c,\nb,5 3\na,1 1\n"), "first try", data, api=api)
     assert reply == "Successfully submitted"
-    assert api.calls == [(str(tmp_path / "sub.csv"), "first try", COMPETITION)]
-    assert "valid submission, 3 rows" in capsys.readouterr().out
+    assert api.calls == [
+        (str(tmp_path / "sub.csv"), "first try", COMPETITION),
+        ("list", COMPETITION),
+    ]
+    out = capsys.readouterr().out
+    assert "valid submission, 3 rows" in out
+    assert "latest submission: status SubmissionStatus.COMPLETE" in out
 
 
 def test_dry_run_uploads_nothing(tmp_path, data):
@@ -127,3 +137,16 @@ def test_cli_dry_run_and_error(tmp_path, data):
     assert (
         done.returncode == 2 and done.stderr == f"error: {tmp_path / 'absent.csv'}: no such file\n"
     )
+
+
+def test_submit_reports_the_latest_status(tmp_path, capsys):
+    from tgssalt.kaggle_submit import latest_status
+
+    api = FakeApi()
+    assert latest_status(api) == "status SubmissionStatus.COMPLETE, public score 0.8123"
+
+    class Broken:
+        def competition_submissions(self, competition):
+            raise RuntimeError("listing down")
+
+    assert latest_status(Broken()) is None

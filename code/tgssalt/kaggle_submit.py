@@ -82,10 +82,36 @@ def submit(
     if dry_run:
         print("dry run: nothing uploaded")
         return None
+    api = kaggle_api() if api is None else api
     reply = upload(Path(path), message, api)
     print(f"submitted to {COMPETITION}: {reply or 'ok'}")
+    status = latest_status(api)
+    if status:
+        print(f"latest submission: {status}")
     print(f"scores appear on https://www.kaggle.com/c/{COMPETITION}/submissions")
     return reply
+
+
+def latest_status(api, competition: str = COMPETITION) -> str | None:
+    """The newest submission's status (and scores once Kaggle has them); None if unavailable."""
+    try:
+        submissions = api.competition_submissions(competition)
+    except (Exception, SystemExit):  # the listing is a courtesy: never fail an upload over it
+        return None
+    if not submissions:
+        return None
+    latest = submissions[0]
+    fields = [
+        ("status", "status"),
+        ("public_score", "public score"),
+        ("private_score", "private score"),
+    ]
+    parts = [
+        f"{label} {getattr(latest, name)}"
+        for name, label in fields
+        if getattr(latest, name, None) not in (None, "")
+    ]
+    return ", ".join(parts) or None
 
 
 def _first_line(exc: Exception) -> str:
