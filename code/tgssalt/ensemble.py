@@ -310,6 +310,9 @@ def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -
     with mlflow_run(out, base, summary["run"], params) as mlflow:
         log_fold_metrics(summary, paths["summary"])
         mlflow.log_artifact(str(paths["figure"]))
+    print("fold  validation score")
+    for fold, score in zip(summary["folds_used"], summary["fold_validation_scores"], strict=True):
+        print(f"{fold:>4}  {score:.4f}")
     print(
         f"{base}: out-of-fold score {summary['oof_score']:.4f} at threshold "
         f"{summary['threshold']:.3f}, min_area {summary['min_area']} (threshold alone "
