@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tgssalt.cli import add_folder_arguments, fold_list  # noqa: E402
+from tgssalt.cli import add_folder_arguments, add_folds_argument  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
@@ -40,12 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar=("FIRST", "LAST", "STEP"),
         help="min_area grid in pixels, FIRST to LAST inclusive by STEP (default 0 300 10)",
     )
-    parser.add_argument(
-        "--folds",
-        type=fold_list,
-        default=None,
-        help="comma-separated folds to use, e.g. 0,1,3 (default: all present)",
-    )
+    add_folds_argument(parser, "use, e.g. 0,1,3 (default: all present)")
     add_folder_arguments(parser)
     return parser.parse_args(argv)
 

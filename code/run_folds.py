@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tgssalt.cli import add_folder_arguments, fold_list  # noqa: E402
+from tgssalt.cli import add_folder_arguments, add_folds_argument  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
@@ -26,12 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="train one fold at a time in this process even when several GPUs are visible",
     )
-    parser.add_argument(
-        "--folds",
-        type=fold_list,
-        default=None,
-        help="comma-separated folds to train and ensemble, e.g. 0,1 (default: all)",
-    )
+    add_folds_argument(parser, "train and ensemble, e.g. 0,1 (default: all)")
     add_folder_arguments(parser)
     return parser.parse_args(argv)
 

@@ -34,3 +34,10 @@ def fold_list(text: str) -> list[int]:
     if not folds or folds[0] < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: folds are numbers >= 0, e.g. 0,1,3")
     return folds
+
+
+def add_folds_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--folds 0,1,3`: the cross-validation folds to `what` (default: all)."""
+    parser.add_argument(
+        "--folds", type=fold_list, default=None, help=f"comma-separated folds to {what}"
+    )
