@@ -15,6 +15,11 @@ def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
         help="Kaggle-layout data folder, or a parent holding it as data/ "
         f"(default {DEFAULT_DATA_FOLDER})",
     )
+    add_outputs_folder_argument(parser)
+
+
+def add_outputs_folder_argument(parser: argparse.ArgumentParser) -> None:
+    """`--outputs-folder` alone, for scripts that read no data (the Azure ML ones)."""
     parser.add_argument(
         "--outputs-folder",
         type=Path,

@@ -1,6 +1,7 @@
 """MLflow tracking: a local store inside the outputs folder unless `MLFLOW_TRACKING_URI` is set.
 
-Azure ML sets `MLFLOW_TRACKING_URI` in its jobs, so the same code reports to its studio.
+Azure ML sets `MLFLOW_TRACKING_URI` and `MLFLOW_RUN_ID` in its jobs, so the same code reports to
+the job's run in its studio.
 """
 
 import contextlib
@@ -51,7 +52,11 @@ def prepare_experiment(outputs_folder: Path, experiment: str):
         if mlflow.get_experiment_by_name(experiment) is None:
             artifacts = (Path(outputs_folder) / "mlruns").resolve().as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifacts)
-    mlflow.set_experiment(experiment)
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        # With MLFLOW_RUN_ID set (Azure ML sets it, with the tracking URI, in its jobs),
+        # start_run attaches to that run in the job's own experiment: making `experiment` the
+        # active one first would make MLflow refuse the run.
+        mlflow.set_experiment(experiment)
     return mlflow
 
 
