@@ -2,7 +2,9 @@
 
     python code/train_fold.py --config-file code/train-config/unet-resnet.json --cv-currentfold 0
 
-Without --cv-currentfold, trains on a single stratified train/validation split.
+Without --cv-currentfold, trains on a single stratified train/validation split. Rerun after a
+crash, it resumes from the last complete epoch; a finished fold is not trained again
+(--restart does both from scratch).
 """
 
 import argparse
@@ -26,6 +28,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="cross-validation fold to train (0-based); omit for a single split",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="train from scratch: discard an interrupted run's checkpoints or a finished fold",
+    )
     add_folder_arguments(parser)
     return parser.parse_args(argv)
 
@@ -36,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     from tgssalt.fold import train_fold
 
     config = load_config(args.config_file)
-    train_fold(config, args.cv_currentfold, args.data_folder, args.outputs_folder)
+    train_fold(config, args.cv_currentfold, args.data_folder, args.outputs_folder, args.restart)
 
 
 if __name__ == "__main__":

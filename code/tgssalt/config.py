@@ -203,3 +203,17 @@ def save_config(config: dict[str, Any], path: str | Path) -> None:
     from .atomic import write_text
 
     write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first key whose saved value differs from the current config's, as `key: old -> new`;
+    None when none does. Keys the saved config lacks (defaults added later) are not compared."""
+    for key, old in saved.items():
+        new = current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            found = config_difference(old, new, f"{prefix}{key}.")
+            if found is not None:
+                return found
+        elif old != new:
+            return f"{prefix}{key}: {old!r} -> {new!r}"
+    return None

@@ -5,9 +5,9 @@ Outputs go under the outputs folder, named `<name % version>-cvfold<k>` as the o
 `tb_logs/`, `predictions/` (validation and test probabilities) and `submissions/`.
 """
 
+import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -19,52 +19,43 @@ from .config import save_config
 from .data import load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
 from .errors import UserError
+from .fold_outputs import FoldOutputs
 from .folds import split_indices
 from .inference import predict_folder, predict_probs, probability_model
+from .lock import fold_lock
 from .metrics import competition_score, threshold_search
 from .models import build_model, with_sigmoid
-from .paths import OUTPUT_SUBFOLDERS, run_name
+from .paths import run_name
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 from .predictions import prediction_meta, save_predictions
+from .resume import ResumeCheckpoint, load_state, restore_training, restore_variables, save_state
 from .submission import write_submission
 from .tracking import MlflowMetrics, log_fold_metrics, mlflow_run
-from .training import MONITOR, compile_stage, set_encoder_trainable, stage_callbacks
+from .training import (
+    MONITOR,
+    StopOnNonFinite,
+    compile_stage,
+    set_encoder_trainable,
+    stage_callbacks,
+)
 
 STAGES = ("stage1", "stage2")
 
 
-@dataclass
-class FoldOutputs:
-    """Paths of one fold's outputs."""
-
-    root: Path
-    run: str
-
-    def path(self, kind: str, suffix: str) -> Path:
-        return self.root / kind / f"{self.run}{suffix}"
-
-    def prepare(self) -> None:
-        """Create the output folders, failing clearly when the outputs folder is not writable."""
-        try:
-            for sub in OUTPUT_SUBFOLDERS:
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
-            probe = self.root / "models" / f".{self.run}.write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(
-                f"{self.root}: outputs folder is not writable ({exc.strerror})"
-            ) from None
-
-
-def train_fold(config: dict, fold: int | None, data_folder: Path, outputs_folder: Path) -> dict:
+def train_fold(
+    config: dict, fold: int | None, data_folder: Path, outputs_folder: Path, restart: bool = False
+) -> dict:
     """Train both stages on one fold, pick the validation threshold, predict the test set.
 
-    Every input is checked before anything is written. Returns the fold's metrics, which are
-    also written to `models/<run>-metrics.json` and logged to MLflow.
+    Every input is checked before anything is written. A fold that is already complete is not
+    trained again; an interrupted one resumes from its last complete epoch (`restart` discards
+    both). Returns the fold's metrics, also written to `models/<run>-metrics.json` and MLflow.
     """
     data_folder = resolve_data_folder(data_folder)
     out = FoldOutputs(Path(outputs_folder), run_name(config["name"], config["version"], fold))
+    if out.complete() and not restart:
+        print(f"{out.run}: already complete ({out.metrics}); nothing to do (--restart retrains)")
+        return json.loads(out.metrics.read_text())
     ids_test = test_ids(data_folder)
     data = load_train(data_folder, config["input"]["channels"])
     cv = config["crossvalidation"]
@@ -72,8 +63,22 @@ def train_fold(config: dict, fold: int | None, data_folder: Path, outputs_folder
         data.masks, cv["folds"], fold, config["seed"], cv["validation_split"]
     )
     out.prepare()
-    save_config(config, out.path("models", "-config.json"))
-    _announce(out, len(train_idx), len(valid_idx), len(ids_test))
+    with fold_lock(out.path("models", ".lock"), out.run):
+        if restart:
+            out.start_over()
+        elif out.check_resumable(config):
+            print(f"{out.run}: resuming the interrupted run (--restart starts over)")
+        save_config(config, out.path("models", "-config.json"))
+        _announce(out, len(train_idx), len(valid_idx), len(ids_test))
+        split = (train_idx, valid_idx)
+        metrics = _train_and_predict(config, out, data, split, data_folder, ids_test)
+        out.clear_resume()
+    return metrics
+
+
+def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
+    """Both stages, validation scoring and test prediction, inside one MLflow run."""
+    train_idx, valid_idx = split
     keras.utils.set_random_seed(config["seed"])
     model = build_model(config)
     train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
@@ -85,7 +90,7 @@ def train_fold(config: dict, fold: int | None, data_folder: Path, outputs_folder
             predict_test(prob_model, config, out, data_folder, ids_test, metrics["threshold"])
         )
         metrics.update(_throughput(timings, len(train_idx)))
-        log_fold_metrics(metrics, out.path("models", "-metrics.json"))
+        log_fold_metrics(metrics, out.metrics)
     return metrics
 
 
@@ -114,55 +119,96 @@ def train_stage(
     train_xy: tuple,
     valid_xy: tuple,
 ) -> dict | None:
-    """Fit one stage, restore its best epoch, export `models/<run>-<stage>.keras`."""
+    """Fit one stage, resuming its checkpoint if a previous run left one; restore the best epoch
+    and export `models/<run>-<stage>.keras`. Returns the stage's seconds and epochs."""
     stage = config[stage_name]
     if stage["epochs"] == 0:
         return None
-    print(
-        f"{out.run}: {stage_name}: {stage['epochs']} epochs of {stage['loss']} "
-        f"with {stage['optimizer']} lr {stage['learning_rate']}"
-    )
-    best = out.path("models", f"-{stage_name}.best.weights.h5")
+    resume_path = out.path("models", f"-{stage_name}.resume.npz")
+    saved = load_state(resume_path)
+    if saved and saved[0]["complete"]:
+        restore_variables(resume_path, model.variables, saved[1])
+        print(f"{out.run}: {stage_name}: complete in the interrupted run; restored its best epoch")
+        return _timing(saved[0])
+    _announce_stage(out, stage_name, stage, saved[0] if saved else None)
     batches = AugmentedBatches(
         *train_xy, stage["batch_size"], config["augmentation"], seed=config["seed"]
     )
+    record = saved[0] if saved else {"history": {}, "seconds": 0.0, "next_epoch": 0}
     frozen = min(stage.get("epochs_weights_frozen", 0), stage["epochs"])
-    history: dict = {}
-    started = time.perf_counter()
     for first, last, trainable in ((0, frozen, False), (frozen, stage["epochs"], True)):
-        if last <= first:
-            continue
-        set_encoder_trainable(model, trainable)
-        compile_stage(model, stage)
-        tb = out.path("tb_logs", f"-{stage_name}") if tensorboard_available() else None
-        callbacks = stage_callbacks(
-            stage,
-            best,
-            out.path("figures", f"-{stage_name}-log.csv"),
-            tb,
-            [MlflowMetrics(stage_name)],
-            max(history[MONITOR]) if history.get(MONITOR) else None,
-        )
-        fit = model.fit(
-            batches,
-            validation_data=valid_xy,
-            epochs=last,
-            initial_epoch=first,
-            callbacks=callbacks,
-            validation_batch_size=config["predict"]["batch_size"],
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-        for key, values in fit.history.items():
-            history.setdefault(key, []).extend(values)
-    seconds = time.perf_counter() - started
+        if record["next_epoch"] < last:
+            phase = (max(first, record["next_epoch"]), last, trainable)
+            _fit_phase(model, stage_name, config, out, (batches, valid_xy), phase, record, saved)
+            saved = None  # restored once, into the first phase that runs
+    best = out.path("models", f"-{stage_name}.best.weights.h5")
     model.load_weights(best)
     with atomic_path(out.path("models", f"-{stage_name}.keras")) as tmp:
         with_sigmoid(model).save(tmp)
+    save_state(resume_path, model, dict(record, complete=True))
     best.unlink(missing_ok=True)
     figures.plot_history(
-        history, f"{out.run} {stage_name}", out.path("figures", f"-{stage_name}.png")
+        record["history"], f"{out.run} {stage_name}", out.path("figures", f"-{stage_name}.png")
     )
-    return {"seconds": seconds, "epochs": len(history.get("loss", []))}
+    return _timing(record)
+
+
+def _announce_stage(out: FoldOutputs, stage_name: str, stage: dict, resumed: dict | None) -> None:
+    start = f"; resuming at epoch {resumed['next_epoch'] + 1}" if resumed else ""
+    print(
+        f"{out.run}: {stage_name}: {stage['epochs']} epochs of {stage['loss']} "
+        f"with {stage['optimizer']} lr {stage['learning_rate']}{start}"
+    )
+
+
+def _timing(record: dict) -> dict:
+    return {"seconds": record["seconds"], "epochs": len(record["history"].get("loss", []))}
+
+
+def _fit_phase(model, stage_name, config, out, data, phase, record, saved) -> None:
+    """Fit epochs [first, last) with the encoder frozen or not, checkpointing every epoch.
+
+    `saved` (a resume checkpoint) restores the weights, the RNGs and, within the same phase,
+    the optimizer and the plateau counters; `record` (history, seconds) grows as epochs end.
+    """
+    (first, last, trainable), stage, (batches, valid_xy) = phase, config[stage_name], data
+    set_encoder_trainable(model, trainable)
+    compile_stage(model, stage)
+    resume_path = out.path("models", f"-{stage_name}.resume.npz")
+    restore = dict(saved[0]) if saved else None
+    if saved:
+        same_phase = saved[0].get("trainable") == trainable
+        restore_training(resume_path, model, saved, same_phase)
+        restore["callbacks"] = restore["callbacks"] if same_phase else {}
+    record["trainable"] = trainable
+    scores = record["history"].get(MONITOR)
+    callbacks = stage_callbacks(
+        stage,
+        out.path("models", f"-{stage_name}.best.weights.h5"),
+        out.path("figures", f"-{stage_name}-log.csv"),
+        out.path("tb_logs", f"-{stage_name}") if tensorboard_available() else None,
+        [MlflowMetrics(stage_name)],
+        best_so_far=max(scores) if scores else None,
+        append_log=bool(record["history"]),
+    )
+    resume = ResumeCheckpoint(resume_path, record, batches, callbacks, restore)
+    guard = StopOnNonFinite(resume)
+    model.fit(
+        batches,
+        validation_data=valid_xy,
+        epochs=last,
+        initial_epoch=first,
+        shuffle=False,  # the batches shuffle themselves, reproducibly; Keras would use `random`
+        callbacks=[*callbacks, guard, resume],
+        validation_batch_size=config["predict"]["batch_size"],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    if guard.bad_epoch is not None:
+        raise UserError(
+            f"{out.run}: {stage_name}: the training loss became {guard.bad_loss} in epoch "
+            f"{guard.bad_epoch}; stopped. The last good epoch's checkpoint is kept "
+            f"({resume_path.name}): lower {stage_name}.learning_rate and rerun with --restart"
+        )
 
 
 def evaluate(prob_model: keras.Model, config: dict, out: FoldOutputs, data, valid_idx) -> dict:

@@ -40,14 +40,16 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled training batches with random horizontal flips and brightness/contrast jitter.
 
     Horizontal flips keep seismic sections physically plausible (vertical flips would not:
-    depth has a direction). Reshuffles every epoch from its own seeded generator.
+    depth has a direction). Every batch is a pure function of (seed, epoch, batch index), not of
+    the order in which batches are asked for, so prefetching, worker processes and a resumed
+    run (which sets `epoch`) all see the batches an uninterrupted run would.
     """
 
     def __init__(self, x, y, batch_size: int, augmentation: dict, seed: int, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y, self.batch_size, self.aug = x, y, batch_size, augmentation
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
+        self.seed = seed
+        self.set_epoch(0)
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self.batch_size)
@@ -55,14 +57,19 @@ class AugmentedBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         x, y = self.x[idx].copy(), self.y[idx].copy()
-        rng = self.rng
+        rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.aug["hflip"]:
             flip = rng.random(len(idx)) < 0.5
             x[flip], y[flip] = x[flip, :, ::-1], y[flip, :, ::-1]
         return _jitter(x, rng, self.aug["brightness"], self.aug["contrast"]), y
 
+    def set_epoch(self, epoch: int) -> None:
+        """Move to `epoch`'s shuffle (Keras calls `on_epoch_end` once more when a fit starts)."""
+        self.epoch = epoch
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.x))
+        self.set_epoch(self.epoch + 1)
 
 
 def _jitter(x: np.ndarray, rng: np.random.Generator, brightness: float, contrast: float):

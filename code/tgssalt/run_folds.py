@@ -1,7 +1,8 @@
 """Every cross-validation fold of a config, then their ensemble: what `run_folds.py` runs.
 
 A fold is complete when its metrics JSON and test predictions exist (`fold.train_fold` writes
-them last), so an interrupted run resumes by training only the missing folds. With one GPU or
+them last), so an interrupted run trains only the missing folds, each resuming from its last
+complete epoch. With one GPU or
 none the folds train one after another in this process; with several visible GPUs each fold runs
 as a `train_fold.py` process pinned to one GPU (`CUDA_VISIBLE_DEVICES`), one fold per GPU at a
 time, its output in `logs/<run>.log`. The ensemble runs once every fold is complete.
@@ -16,19 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from .config import load_config
+from .config import config_difference, load_config
 from .errors import UserError
+from .fold_outputs import fold_complete
 from .paths import run_name
 
 TRAIN_FOLD = Path(__file__).resolve().parents[1] / "train_fold.py"
-
-
-def fold_complete(outputs_folder: Path, run: str) -> bool:
-    """A fold is done when both of its last outputs exist."""
-    out = Path(outputs_folder)
-    return (out / "models" / f"{run}-metrics.json").is_file() and (
-        out / "predictions" / f"{run}-test.npz"
-    ).is_file()
 
 
 def missing_folds(config: dict, outputs_folder: Path) -> list[int]:
@@ -50,20 +44,6 @@ def missing_folds(config: dict, outputs_folder: Path) -> list[int]:
                 f"'version' to start a new run, or delete {run}'s outputs to retrain it"
             )
     return missing
-
-
-def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:
-    """The first key whose saved value differs from the current config's, as `key: old -> new`;
-    None when none does. Keys the saved config lacks (defaults added later) are not compared."""
-    for key, old in saved.items():
-        new = current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            found = config_difference(old, new, f"{prefix}{key}.")
-            if found is not None:
-                return found
-        elif old != new:
-            return f"{prefix}{key}: {old!r} -> {new!r}"
-    return None
 
 
 def visible_gpus() -> list[str]:

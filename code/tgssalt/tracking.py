@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 
 from .atomic import write_text
+from .lock import exclusive
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -38,20 +39,22 @@ def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: dic
 def prepare_experiment(outputs_folder: Path, experiment: str):
     """Point MLflow at its store and make `experiment` the active one, creating it if needed.
 
-    `run_folds` calls this once before starting folds in parallel, so that concurrent fold
-    processes never race to create the same experiment. Returns the `mlflow` module.
+    Fold processes sharing one outputs folder take turns here (a file lock), because MLflow
+    creates and migrates the local database, and the experiment, on first use: two processes
+    doing that at once fail. Returns the `mlflow` module.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(f"sqlite:///{(Path(outputs_folder) / 'mlflow.db').resolve()}")
-        # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, or the next outputs
-        # folder of this process (and every child process) would log into this one's store.
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-        if mlflow.get_experiment_by_name(experiment) is None:
-            artifacts = (Path(outputs_folder) / "mlruns").resolve().as_uri()
-            mlflow.create_experiment(experiment, artifact_location=artifacts)
+        with exclusive(Path(outputs_folder) / ".mlflow.lock"):
+            mlflow.set_tracking_uri(f"sqlite:///{(Path(outputs_folder) / 'mlflow.db').resolve()}")
+            # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, or the next outputs
+            # folder of this process (and every child process) would log into this one's store.
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+            if mlflow.get_experiment_by_name(experiment) is None:
+                artifacts = (Path(outputs_folder) / "mlruns").resolve().as_uri()
+                mlflow.create_experiment(experiment, artifact_location=artifacts)
     if not os.environ.get("MLFLOW_RUN_ID"):
         # With MLFLOW_RUN_ID set (Azure ML sets it, with the tracking URI, in its jobs),
         # start_run attaches to that run in the job's own experiment: making `experiment` the

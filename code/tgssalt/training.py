@@ -5,6 +5,8 @@ Lovasz hinge. Each stage keeps its best epoch by the validation competition scor
 stops early on a plateau and lowers the learning rate before that.
 """
 
+import math
+import os
 from pathlib import Path
 
 import keras
@@ -40,14 +42,16 @@ def stage_callbacks(
     tb_dir: Path | None,
     extra: list | None = None,
     best_so_far: float | None = None,
+    append_log: bool = False,
 ) -> list:
     """ModelCheckpoint (best weights), ReduceLROnPlateau, EarlyStopping, CSVLogger, TensorBoard.
 
-    `best_so_far` carries the best score across the frozen and unfrozen phases of a stage, so
-    the checkpoint never replaces a better epoch of the earlier phase (whose log it appends to).
+    `best_so_far` carries the best score across the frozen and unfrozen phases of a stage (and
+    across a crash and its resume), so the checkpoint never replaces a better earlier epoch;
+    `append_log` continues the CSV log of those earlier epochs.
     """
     callbacks = [
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             str(best_weights),
             monitor=MONITOR,
             mode="max",
@@ -66,7 +70,7 @@ def stage_callbacks(
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=stage["early_stopping_patience"], verbose=1
         ),
-        keras.callbacks.CSVLogger(str(csv_log), append=best_so_far is not None),
+        keras.callbacks.CSVLogger(str(csv_log), append=append_log),
     ]
     if tb_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir)))
@@ -78,3 +82,40 @@ def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:
     for layer in model.layers:
         if layer.name.startswith("encoder"):
             layer.trainable = trainable
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes to a partial file and renames it over the target, so a kill
+    during the write never leaves a best-weights file that looks complete but is not."""
+
+    def _save_model(self, epoch, batch, logs):
+        target = Path(self.filepath)
+        partial = target.with_name(f".{target.name.removesuffix('.weights.h5')}.partial.weights.h5")
+        self.filepath = str(partial)
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            self.filepath = str(target)
+        if partial.exists():
+            os.replace(partial, target)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training after an epoch whose loss is NaN/inf, remembering which, and keep the
+    resume checkpoint of the last good epoch untouched (`fold.train_stage` then fails clearly).
+
+    Checked once an epoch, not every batch, so it never forces a device sync inside the epoch.
+    Goes before `ResumeCheckpoint` in the callback list.
+    """
+
+    def __init__(self, resume_checkpoint=None):
+        super().__init__()
+        self.resume_checkpoint, self.bad_epoch, self.bad_loss = resume_checkpoint, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            self.bad_epoch, self.bad_loss = epoch + 1, loss
+            self.model.stop_training = True
+            if self.resume_checkpoint is not None:
+                self.resume_checkpoint.skip = True

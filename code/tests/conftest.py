@@ -1,0 +1,95 @@
+"""The one real training run the tests share (session scope: it takes a few minutes on a CPU).
+
+Two folds of a tiny config train at once into one outputs folder through the real command line.
+Fold 2 is killed with SIGKILL after its third epoch; meanwhile the same fold started a second
+time must refuse; then fold 2 is rerun and resumes. test_train_fold.py checks both folds'
+outputs and scores; test_resume.py checks the resume, the refusal and the lock.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tgssalt.resume import load_state
+from tgssalt.synthetic import generate_dataset
+
+CODE = Path(__file__).resolve().parents[1]
+TINY = {
+    "version": 3,
+    "name": "tiny-%s",
+    "crossvalidation": {"folds": 3},
+    "model": {"start_filters": 8, "depth": 3, "dropout": 0.1},
+    "stage1": {
+        "epochs": 15,
+        "batch_size": 8,
+        "learning_rate": 0.003,
+        "early_stopping_patience": 15,
+    },
+    "stage2": {"epochs": 3, "batch_size": 8, "learning_rate": 0.001},
+    "predict": {"batch_size": 32},
+}
+KILLED_FOLD = 2
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def train_command(root: Path, fold: int, *extra: str) -> list[str]:
+    """`train_fold.py` for one fold; --data-folder is a parent holding data/ (the Azure mount)."""
+    return [
+        sys.executable,
+        str(CODE / "train_fold.py"),
+        "--config-file",
+        str(root / "tiny.json"),
+        "--cv-currentfold",
+        str(fold),
+        "--data-folder",
+        str(root),
+        "--outputs-folder",
+        str(root / "outputs"),
+        *extra,
+    ]
+
+
+def run_command(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=900)
+
+
+def _wait_for_epochs(resume_file: Path, epochs: int, process: subprocess.Popen) -> None:
+    """Block until the resume checkpoint records `epochs` complete epochs."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        if resume_file.is_file() and load_state(resume_file)[0]["next_epoch"] >= epochs:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{resume_file} never reached epoch {epochs} ({process.poll()=})")
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory) -> dict:
+    """Train folds 0 and 2 at once, kill fold 2 mid-stage 1, try it twice, resume it."""
+    root = tmp_path_factory.mktemp("e2e")
+    generate_dataset(root / "data", n_train=300, n_test=30, seed=1)
+    (root / "tiny.json").write_text(json.dumps(TINY))
+    quiet = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": ENV}
+    whole = subprocess.Popen(train_command(root, 0), **quiet)
+    victim = subprocess.Popen(train_command(root, KILLED_FOLD), **quiet)
+    resume_file = root / "outputs" / "models" / f"tiny-3-cvfold{KILLED_FOLD}-stage1.resume.npz"
+    _wait_for_epochs(resume_file, 3, victim)
+    twin = run_command(train_command(root, KILLED_FOLD))
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate()
+    resumed = run_command(train_command(root, KILLED_FOLD))
+    whole_out, whole_err = whole.communicate(timeout=900)
+    assert whole.returncode == 0, whole_err[-3000:]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return {"root": root, "twin": twin, "resumed": resumed, "whole": whole_out}
+
+
+@pytest.fixture(scope="session")
+def trained(e2e) -> Path:
+    """The root of the shared run: data/, outputs/ and tiny.json."""
+    return e2e["root"]

@@ -1,0 +1,98 @@
+"""One trainer per fold (a lock file in the outputs folder, created atomically), and short
+critical sections shared by the processes of one outputs folder (`exclusive`).
+
+Two processes training different folds into one outputs folder never clash (each fold has its
+own files); the same fold started twice would, so the second refuses clearly. A lock left by a
+killed process is taken over: on the same host when its process is gone, and in an Azure ML job
+when the lock is the same job's (a preempted low-priority node restarting the job).
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _owner() -> dict:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "job": os.environ.get("AZUREML_RUN_ID", ""),
+    }
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # unreadable: a process killed while writing it; treated as stale below
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def is_stale(holder: dict, me: dict) -> bool:
+    """Whether a lock's holder is certainly gone, so the lock may be taken over."""
+    if not holder:
+        return True
+    if me["job"] and holder.get("job") == me["job"]:
+        return True
+    return holder.get("host") == me["host"] and not _alive(int(holder.get("pid", -1)))
+
+
+def _create(path: Path, owner: dict) -> bool:
+    """Create the lock file atomically; False when it already exists."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump(owner, handle)
+    return True
+
+
+@contextlib.contextmanager
+def fold_lock(path: Path, run: str) -> Iterator[None]:
+    """Hold `path` while training `run`; refuse when another live process holds it."""
+    me = _owner()
+    if not _create(path, me):
+        holder = _read(path)
+        if not is_stale(holder, me):
+            raise UserError(
+                f"{run}: already being trained by process {holder.get('pid')} on "
+                f"{holder.get('host')} (lock file {path}); wait for it to finish, or delete "
+                "the lock file if that process is gone"
+            )
+        print(f"{run}: taking over the lock of a process that is gone ({path})")
+        path.unlink(missing_ok=True)
+        if not _create(path, me):
+            raise UserError(f"{run}: another process took the lock {path} at the same moment")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (created if needed) for a short section; other
+    processes wait. The kernel drops the lock when its process dies, so it is never stale."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

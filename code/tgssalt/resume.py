@@ -1,0 +1,135 @@
+"""Resuming a stage after a crash: a checkpoint written atomically at the end of every epoch.
+
+`models/<run>-<stage>.resume.npz` holds everything the next epoch needs, in one file so that it
+is never half-written: the model's variables (weights, batch-norm statistics, dropout RNG
+states), the optimizer's variables (moments, step count, learning rate) and a JSON record of the
+next epoch, the history so far, the plateau counters of ReduceLROnPlateau and EarlyStopping and
+the augmentation epoch. `train_fold.py` rerun with the same arguments continues from it; a stage
+that finished is recorded as complete and is skipped.
+"""
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import UserError
+
+_STATE = "state_json"
+# Callback attributes that carry a plateau's progress across epochs.
+CALLBACK_STATE = {
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+    "EarlyStopping": ("wait", "best", "best_epoch"),
+}
+
+
+def save_state(path: Path, model: keras.Model, state: dict) -> None:
+    """Write the model's and optimizer's variables and `state` (JSON-able) to `path`."""
+    arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
+    if model.optimizer is not None and model.optimizer.built:
+        for i, v in enumerate(model.optimizer.variables):
+            arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(v)
+    arrays[_STATE] = np.array(json.dumps(state))
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def load_state(path: Path) -> tuple[dict, list, list] | None:
+    """(state, model arrays, optimizer arrays) from `path`, or None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as npz:
+            state = json.loads(str(npz[_STATE]))
+            model = [npz[f"model_{i}"] for i in range(_count(npz, "model_"))]
+            optimizer = [npz[f"optimizer_{i}"] for i in range(_count(npz, "optimizer_"))]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise UserError(
+            f"{path}: unreadable resume checkpoint ({exc}); rerun with --restart"
+        ) from None
+    return state, model, optimizer
+
+
+def _count(npz, prefix: str) -> int:
+    return sum(1 for name in npz.files if name.startswith(prefix))
+
+
+def restore_variables(path: Path, variables: list, arrays: list) -> None:
+    """Assign saved arrays to variables, refusing a checkpoint made by another model."""
+    shapes = [tuple(v.shape) for v in variables]
+    if shapes != [a.shape for a in arrays]:
+        raise UserError(
+            f"{path}: the resume checkpoint does not match this model ({len(arrays)} saved "
+            f"variables vs {len(variables)}); rerun with --restart to train from scratch"
+        )
+    for variable, array in zip(variables, arrays, strict=True):
+        variable.assign(array)
+
+
+def restore_training(path: Path, model: keras.Model, saved: tuple, same_phase: bool) -> None:
+    """Load saved model variables and, within the same frozen/unfrozen phase, the optimizer's."""
+    _, model_arrays, optimizer_arrays = saved
+    restore_variables(path, model.variables, model_arrays)
+    if same_phase and optimizer_arrays:
+        model.optimizer.build(model.trainable_variables)
+        restore_variables(path, model.optimizer.variables, optimizer_arrays)
+
+
+def callback_states(callbacks: list) -> dict:
+    """The plateau counters of the callbacks in `CALLBACK_STATE`, by class name."""
+    states = {}
+    for callback in callbacks:
+        name = type(callback).__name__
+        if name in CALLBACK_STATE:
+            states[name] = {a: _jsonable(getattr(callback, a)) for a in CALLBACK_STATE[name]}
+    return states
+
+
+def _jsonable(value):
+    """Python scalars for JSON (callbacks may hold numpy floats; `best` may be +-inf)."""
+    return None if value is None else float(value)
+
+
+def set_callback_states(callbacks: list, states: dict) -> None:
+    """Put saved plateau counters back (after the callbacks' own `on_train_begin` resets)."""
+    for callback in callbacks:
+        for attribute, value in states.get(type(callback).__name__, {}).items():
+            if value is not None and attribute in ("wait", "cooldown_counter", "best_epoch"):
+                value = int(value)
+            setattr(callback, attribute, value)
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Save the stage's resume checkpoint at every epoch end; restore counters at train begin.
+
+    Goes last in the callback list, so it sees the learning rate and counters after
+    ReduceLROnPlateau and EarlyStopping have acted on the epoch. `record` is the stage's running
+    record (history, seconds, phase) that `fold.train_stage` keeps and this callback extends.
+    """
+
+    def __init__(self, path: Path, record: dict, batches, siblings: list, restore=None):
+        super().__init__()
+        self.path, self.record, self.batches = path, record, batches
+        self.siblings, self.restore = siblings, restore
+        self.skip = False  # set by StopOnNonFinite: never checkpoint a broken epoch
+
+    def on_train_begin(self, logs=None):
+        self._started, self._seconds = time.perf_counter(), self.record["seconds"]
+        if self.restore:
+            set_callback_states(self.siblings, self.restore["callbacks"])
+            self.batches.set_epoch(self.restore["augmentation_epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.skip:
+            return
+        for key, value in (logs or {}).items():
+            self.record["history"].setdefault(key, []).append(float(value))
+        self.record["seconds"] = self._seconds + time.perf_counter() - self._started
+        state = dict(self.record, next_epoch=epoch + 1, complete=False)
+        state["callbacks"] = callback_states(self.siblings)
+        state["augmentation_epoch"] = self.batches.epoch
+        save_state(self.path, self.model, state)
