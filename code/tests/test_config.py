@@ -19,15 +19,11 @@ def test_shipped_configs_are_found() -> None:
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(CONFIG_FOLDER)))
-def test_shipped_config_loads_or_says_encoder_unsupported(path: Path) -> None:
-    if "encoder" in json.loads(path.read_text()):
-        with pytest.raises(UserError, match="not yet supported") as info:
-            load_config(path)
-        assert str(info.value).startswith(str(path)) and "'encoder'" in str(info.value)
-        return
+def test_shipped_config_loads(path: Path) -> None:
     config = load_config(path)
     assert set(config) == set(DEFAULTS)
-    assert config["encoder"] is None
+    encoder = json.loads(path.read_text()).get("encoder")
+    assert config["encoder"] == encoder  # the original's encoder objects load as written
     assert run_name(config["name"], config["version"], 0).endswith("-1-cvfold0")
 
 
@@ -104,10 +100,17 @@ def load_error(path: Path) -> str:
         ({"name": 5}, ["'name'", "must be str"]),
         ({"predict": {"thresholds": 0.5}}, ["'predict.thresholds'", "must be list"]),
         ({"encoder": "resnet34"}, ["'encoder'", "object or null"]),
+        ({"encoder": {"type": "Unet"}}, ["'encoder.backbone'", "required"]),
+        ({"encoder": {"backbone": 34}}, ["'encoder.backbone'", "must be str"]),
+        ({"encoder": {"backbone": "resnet34", "weights": 1}}, ["'encoder.weights'", "imagenet"]),
+        ({"model": {"scse": 1}}, ["'model.scse'", "must be bool"]),
+        ({"model": {"hypercolumn": "yes"}}, ["'model.hypercolumn'", "must be bool"]),
         # names from registries, with the known ones listed
         ({"stage1": {"loss": "dice"}}, ["'stage1.loss'", "'dice'", "known:", "bce", "lovasz"]),
         ({"stage2": {"optimizer": "adagrad"}}, ["'stage2.optimizer'", "'adagrad'", "adam"]),
         ({"model": {"type": "fcn"}}, ["'model.type'", "unet_resnet"]),
+        ({"encoder": {"backbone": "vgg16"}}, ["'encoder.backbone'", "'vgg16'", "resnet34"]),
+        ({"encoder": {"backbone": "resnet34", "type": "PSPNet"}}, ["'encoder.type'", "Linknet"]),
         # out-of-range values
         ({"crossvalidation": {"folds": 0}}, ["'crossvalidation.folds'", ">= 1"]),
         ({"crossvalidation": {"validation_split": 1}}, ["'crossvalidation.validation_split'"]),

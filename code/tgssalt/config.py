@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "depth": 4,
         "dropout": 0.5,
         "precision": "float32",
+        "scse": False,
+        "hypercolumn": False,
     },
     "encoder": None,
     "augmentation": {"hflip": True, "brightness": 0.0, "contrast": 0.0},
@@ -122,7 +124,9 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
 
 
 def _check_encoder(value: Any) -> dict | None:
-    """The original's optional `encoder` object: `type`, `backbone`, `weights`."""
+    """The original's optional `encoder` object: `type` (default "Unet"), `backbone` (required),
+    `weights` ("imagenet", the default as in `segmentation_models`; null; or a file path).
+    Names are checked against the registries in `models.check_model_config`."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -133,7 +137,18 @@ def _check_encoder(value: Any) -> dict | None:
             f"unknown key 'encoder.{sorted(unknown)[0]}' "
             f"(valid keys: {', '.join(sorted(_ENCODER_KEYS))})"
         )
-    return dict(value)
+    if "backbone" not in value:
+        raise UserError("key 'encoder.backbone' is required (e.g. \"resnet34\")")
+    encoder = {"type": "Unet", "weights": "imagenet", **value}
+    for key in ("type", "backbone"):
+        if not isinstance(encoder[key], str):
+            raise UserError(f"key 'encoder.{key}' must be str, got {encoder[key]!r}")
+    if encoder["weights"] is not None and not isinstance(encoder["weights"], str):
+        raise UserError(
+            "key 'encoder.weights' must be \"imagenet\", null or a weights file path, "
+            f"got {encoder['weights']!r}"
+        )
+    return encoder
 
 
 def _validate(config: dict[str, Any]) -> None:

@@ -1,12 +1,18 @@
 """Model registry: `MODELS` maps a `model.type` name to its builder; adding a model is one entry.
 
 Every builder takes `(input_shape, **config["model"])` and returns a Keras model that outputs
-logits of shape (H, W, 1) for an (H, W, C) input.
+logits of shape (H, W, 1) for an (H, W, C) input, float32, from a last layer named "logits".
+A config with an `encoder` object (the original's pretrained-encoder configs) builds
+`segmentation.build_encoder_model` instead: `encoder.type` picks the decoder (`DECODERS`),
+`encoder.backbone` the backbone (`BACKBONES`) and `encoder.weights` its initial weights.
 """
 
 import keras
 
 from ..errors import UserError
+from .decoders import DECODERS
+from .encoders import BACKBONES
+from .segmentation import build_encoder_model
 from .unet_resnet import build_unet_resnet
 
 MODELS = {
@@ -22,12 +28,14 @@ def check_model_config(config: dict) -> None:
             f"(known: {', '.join(sorted(MODELS))})"
         )
     encoder = config.get("encoder")
-    if encoder is not None:
-        raise UserError(
-            f"key 'encoder': pretrained encoders ({encoder.get('type')}/{encoder.get('backbone')}) "
-            "are not yet supported in this version; remove 'encoder' to train the "
-            "from-scratch U-Net with ResNet blocks"
-        )
+    if encoder is None:
+        return
+    for key, registry in (("type", DECODERS), ("backbone", BACKBONES)):
+        if encoder[key] not in registry:
+            raise UserError(
+                f"key 'encoder.{key}': unknown name {encoder[key]!r} "
+                f"(known: {', '.join(sorted(registry))})"
+            )
 
 
 def build_model(config: dict) -> keras.Model:
@@ -36,6 +44,9 @@ def build_model(config: dict) -> keras.Model:
     keras.mixed_precision.set_dtype_policy(config["model"]["precision"])
     size, channels = config["input"]["size"], config["input"]["channels"]
     params = {k: v for k, v in config["model"].items() if k not in ("type", "precision")}
+    if config.get("encoder") is not None:
+        pixel_max = 1.0 if config["input"]["normalize"] else 255.0
+        return build_encoder_model((size, size, channels), config["encoder"], pixel_max, **params)
     return MODELS[config["model"]["type"]]((size, size, channels), **params)
 
 

@@ -9,6 +9,8 @@ layers are used, so a saved `.keras` file loads with plain `keras.saving.load_mo
 import keras
 from keras import layers
 
+from .decoders import scse as scse_block
+
 # Keras' default 0.99 leaves the moving statistics far from the batch statistics after the few
 # hundred steps of a small fold, which made validation predictions collapse to all-empty.
 BN_MOMENTUM = 0.9
@@ -46,8 +48,14 @@ def _padding(size: int, depth: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def build_unet_resnet(input_shape, start_filters=16, depth=4, dropout=0.5, **_):
-    """Build the U-Net; returns a `keras.Model` mapping (H, W, C) images to (H, W, 1) logits."""
+def build_unet_resnet(
+    input_shape, start_filters=16, depth=4, dropout=0.5, scse=False, hypercolumn=False, **_
+):
+    """Build the U-Net; returns a `keras.Model` mapping (H, W, C) images to (H, W, 1) logits.
+
+    `scse` adds an scSE attention block after each decoder level; `hypercolumn` concatenates
+    every decoder level, upsampled to full size, before the logits (see decoders.py).
+    """
     inputs = keras.Input(input_shape, name="image")
     pad_h, pad_w = _padding(input_shape[0], depth), _padding(input_shape[1], depth)
     x = layers.ZeroPadding2D((pad_h, pad_w))(inputs)
@@ -58,12 +66,17 @@ def build_unet_resnet(input_shape, start_filters=16, depth=4, dropout=0.5, **_):
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(dropout / 2 if level == 0 else dropout)(x)
     x = _level(x, start_filters * 2**depth)
+    columns = []
     for level in reversed(range(depth)):
         filters = start_filters * 2**level
         x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same")(x)
         x = layers.Concatenate()([x, skips[level]])
         x = layers.Dropout(dropout)(x)
         x = _level(x, filters)
+        x = scse_block(x) if scse else x
+        if hypercolumn and level > 0:
+            columns.append(layers.UpSampling2D(2**level, interpolation="bilinear")(x))
+    x = layers.Concatenate()([*columns, x]) if columns else x
     x = layers.Cropping2D((pad_h, pad_w))(x)
     logits = layers.Conv2D(1, 1, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="unet_resnet")
