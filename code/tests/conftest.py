@@ -34,7 +34,10 @@ TINY = {
     "predict": {"batch_size": 32},
 }
 KILLED_FOLD = 2
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+# Credentials a user may have in the environment: none may reach any output, log or MLflow.
+SECRET = "s3cr3t-7f1c9e-token"
+CREDENTIALS = {"KAGGLE_KEY": SECRET, "KAGGLE_API_TOKEN": SECRET, "AZURE_CLIENT_SECRET": SECRET}
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **CREDENTIALS}
 
 
 def train_command(root: Path, fold: int, *extra: str) -> list[str]:
@@ -86,7 +89,8 @@ def e2e(tmp_path_factory) -> dict:
     whole_out, whole_err = whole.communicate(timeout=900)
     assert whole.returncode == 0, whole_err[-3000:]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    return {"root": root, "twin": twin, "resumed": resumed, "whole": whole_out}
+    logs = [whole_out, whole_err, twin.stdout, twin.stderr, resumed.stdout, resumed.stderr]
+    return {"root": root, "twin": twin, "resumed": resumed, "logs": logs}
 
 
 @pytest.fixture(scope="session")

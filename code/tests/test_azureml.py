@@ -149,7 +149,7 @@ def test_submit_creates_one_job_per_fold(fake_mlclient, tmp_path, capsys):
             "download",
         )
         output = job.outputs["outputs"]
-        assert (output.type, output.mode) == ("uri_folder", "upload")
+        assert (output.type, output.mode) == ("uri_folder", "rw_mount")
         assert job.environment.image == BASE_IMAGE
         pip = job.environment.conda_file["dependencies"][-1]["pip"]
         assert "jax[cuda12]==0.10.2" in pip and "azureml-mlflow==1.62.0.post6" in pip
@@ -200,7 +200,7 @@ def test_dry_run_yamls_load_with_load_job(tmp_path, no_network, capsys):
         assert job.experiment_name == "tgs-dry" and job.environment.image == BASE_IMAGE
         assert raw["inputs"]["data"]["path"] == "azureml:tgs-data@latest"
         assert job.inputs["data"].path == "tgs-data@latest"  # load_job drops "azureml:"
-        assert job.outputs["outputs"].mode == "upload"
+        assert job.outputs["outputs"].mode == "rw_mount"
         assert job.environment_variables == {"KERAS_BACKEND": "jax"}
     assert "dry run: 2 job(s) written, nothing submitted" in capsys.readouterr().out
 
@@ -406,11 +406,13 @@ def test_fold_metrics_reach_the_job_run(tmp_path, monkeypatch):
     from tgssalt.tracking import mlflow_run
 
     uri = f"sqlite:///{tmp_path / 'job.db'}"
+    # set the variable through monkeypatch first: set_tracking_uri exports it too, and it must
+    # not outlive this test (later tests would log into this store)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.create_experiment("azure-experiment", (tmp_path / "a").as_uri())
     run_id = mlflow.MlflowClient().create_run(experiment).info.run_id
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
     with mlflow_run(tmp_path, "fake-1", "fake-1-cvfold0", config_for()) as active:
         active.log_metric("val_score", 0.75)

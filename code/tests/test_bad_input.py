@@ -70,6 +70,41 @@ def _no_train_csv(f: Path) -> Path:
 
 def _wrong_size(f: Path) -> Path:
     save_png(first_train(f, "images"), 64)
+    return f / "train" / "images"
+
+
+def _two_wrong_sizes(f: Path) -> Path:
+    ids = ids_of(f / "train.csv")
+    save_png(f / "train" / "images" / f"{ids[3]}.png", 64)
+    save_png(f / "train" / "images" / f"{ids[7]}.png", 128)
+    return f / "train" / "images"
+
+
+def _grey_mask(f: Path) -> Path:
+    mask = np.zeros((101, 101), np.uint8)
+    mask[10:50, 10:50], mask[50:60, 10:50] = 255, 128
+    Image.fromarray(mask).save(first_train(f, "masks"))
+    return f / "train" / "masks"
+
+
+def _single_channel_image(f: Path) -> Path:
+    Image.fromarray(np.full((101, 101), 128, np.uint8)).save(first_train(f, "images"))
+    return f / "train" / "images"
+
+
+def _missing_depth(f: Path) -> Path:
+    depths = pd.read_csv(f / "depths.csv", dtype=str)
+    depths[depths["id"] != ids_of(f / "train.csv")[0]].to_csv(f / "depths.csv", index=False)
+    return f / "depths.csv"
+
+
+def _extra_test_image(f: Path) -> Path:
+    save_png(f / "test" / "images" / "unlisted.png", 101)
+    return f / "test" / "images"
+
+
+def _decompression_bomb(f: Path) -> Path:
+    Image.new("L", (5000, 5000)).save(first_train(f, "images"))  # 25 Mpx, a few KB on disk
     return first_train(f, "images")
 
 
@@ -101,7 +136,7 @@ def _missing_test_image(f: Path) -> Path:
 
 def _wrong_size_test_image(f: Path) -> Path:
     save_png(first_test(f), 128)
-    return first_test(f)
+    return f / "test" / "images"
 
 
 def _corrupt_test_image(f: Path) -> Path:
@@ -117,13 +152,19 @@ def _path_in_id(f: Path) -> Path:
 CASES = {
     "missing data folder": (_missing_folder, "data folder not found"),
     "no train.csv": (_no_train_csv, "no train.csv"),
-    "64x64 image": (_wrong_size, "image is 64x64, expected 101x101"),
+    "64x64 image": (_wrong_size, "1 image(s) are not 101x101, e.g. "),
+    "two odd sizes": (_two_wrong_sizes, "2 image(s) are not 101x101, e.g. "),
+    "grey mask": (_grey_mask, "1 mask(s) are not binary"),
+    "single-channel image": (_single_channel_image, "1 image(s) differ from the usual 3 channel"),
+    "missing depth": (_missing_depth, "1 id(s) have no numeric depth"),
+    "unlisted test image": (_extra_test_image, "1 image(s) are not listed in sample_submission"),
+    "decompression bomb": (_decompression_bomb, "image is 5000x5000, over the 16,777,216-pixel"),
     "corrupt mask": (_corrupt_mask, "cannot read image"),
     "truncated image": (_truncated_image, "cannot read image"),
     "missing mask": (_missing_mask, "1 mask(s) missing"),
     "empty train set": (_empty_train, "the train set is empty"),
     "missing test image": (_missing_test_image, "1 test image(s) missing"),
-    "wrong-size test image": (_wrong_size_test_image, "image is 128x128, expected 101x101"),
+    "wrong-size test image": (_wrong_size_test_image, "1 image(s) are not 101x101"),
     "corrupt test image": (_corrupt_test_image, "cannot read image"),
     "path in id": (_path_in_id, "not plain file names"),
 }

@@ -153,6 +153,8 @@ class _NanAfterFirstEpoch(AugmentedBatches):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(fold_module, "AugmentedBatches", _NanAfterFirstEpoch)
+    monkeypatch.setattr(fold_module, "MlflowMetrics", _CrashAtEpoch)  # no MLflow run here
+    monkeypatch.setattr(_CrashAtEpoch, "at", None)
     config = resolve_config(
         {"model": {"start_filters": 4, "depth": 2}, "stage1": {"epochs": 4, "batch_size": 8}}
     )

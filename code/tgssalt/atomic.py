@@ -26,7 +26,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; use normal permissions
+        with contextlib.suppress(OSError):  # mkstemp makes 0600 files; use normal permissions
+            os.chmod(tmp_path, 0o666 & ~_umask())  # (blob mounts may not support chmod)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -16,6 +16,9 @@ from .competition import IMAGE_SIZE
 from .errors import UserError
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Larger images are refused from their header: a seismic section is ~100x100, and a PNG of a
+# few KB can claim billions of pixels (a decompression bomb).
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 @dataclass
@@ -45,17 +48,22 @@ def resolve_data_folder(folder: str | Path) -> Path:
 
 def read_ids(csv_path: Path) -> np.ndarray:
     """The `id` column of a Kaggle CSV, checked to be unique plain file names."""
-    if not csv_path.is_file():
-        raise UserError(f"{csv_path}: file not found")
-    try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise UserError(f"{csv_path}: not a valid CSV ({str(exc).splitlines()[0]})") from None
+    frame = read_csv(csv_path)
     if "id" not in frame.columns:
         raise UserError(f"{csv_path}: no 'id' column (columns: {', '.join(frame.columns)})")
     ids = frame["id"].to_numpy()
     _check_ids(ids, csv_path)
     return ids
+
+
+def read_csv(csv_path: Path) -> pd.DataFrame:
+    """A CSV as strings (empty cells stay ""); errors name the file."""
+    if not csv_path.is_file():
+        raise UserError(f"{csv_path}: file not found")
+    try:
+        return pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"{csv_path}: not a valid CSV ({str(exc).splitlines()[0]})") from None
 
 
 def _check_ids(ids: np.ndarray, source: Path) -> None:
@@ -67,76 +75,130 @@ def _check_ids(ids: np.ndarray, source: Path) -> None:
         raise UserError(f"{source}: {len(dup)} duplicate ids, e.g. {list(dup[:3])}")
 
 
+def _open_checked(img: Image.Image, path: Path) -> Image.Image:
+    """Refuse decompression bombs from the header, before any pixel is decoded."""
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise UserError(
+            f"{path}: image is {img.width}x{img.height}, over the {MAX_IMAGE_PIXELS:,}-pixel "
+            "limit for seismic sections; refusing to decode it"
+        )
+    return img
+
+
 def read_png(path: Path, channels: int = 1) -> np.ndarray:
     """Read an 8-bit PNG as (H, W, channels) uint8; errors name the file."""
+    return _read(path, channels)[0]
+
+
+def _read(path: Path, channels: int) -> tuple[np.ndarray, int]:
+    """(pixels as (H, W, channels) uint8, the file's own channel count)."""
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            array = np.asarray(img, dtype=np.uint8)
+            bands = len(_open_checked(img, path).getbands())
+            array = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise UserError(f"{path}: image not found") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"{path}: cannot read image ({exc})") from None
-    return array[..., None] if array.ndim == 2 else array
+    return (array[..., None] if array.ndim == 2 else array), bands
 
 
 def read_images(folder: Path, ids: np.ndarray, channels: int = 1) -> np.ndarray:
-    """Read `<folder>/<id>.png` for every id into one (N, 101, 101, channels) uint8 array."""
-    out = np.empty((len(ids), IMAGE_SIZE, IMAGE_SIZE, channels), dtype=np.uint8)
+    """Read `<folder>/<id>.png` for every id into one (N, 101, 101, channels) uint8 array.
+
+    Every file is read before failing, so the error lists all images of another size, or of a
+    channel count unlike the others (with the first few ids and a count).
+    """
+    out = np.zeros((len(ids), IMAGE_SIZE, IMAGE_SIZE, channels), dtype=np.uint8)
+    wrong_size, bands = {}, np.empty(len(ids), dtype=np.int8)
     for k, image_id in enumerate(ids):
-        path = folder / f"{image_id}.png"
-        image = read_png(path, channels)
-        if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise UserError(
-                f"{path}: image is {image.shape[1]}x{image.shape[0]}, "
-                f"expected {IMAGE_SIZE}x{IMAGE_SIZE}"
-            )
-        out[k] = image
+        image, bands[k] = _read(folder / f"{image_id}.png", channels)
+        if image.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
+            out[k] = image
+        else:
+            wrong_size[image_id] = f"{image.shape[1]}x{image.shape[0]}"
+    _report(folder, list(wrong_size), f"image(s) are not {IMAGE_SIZE}x{IMAGE_SIZE}", wrong_size)
+    if len(ids):
+        usual = np.bincount(bands).argmax()
+        odd = {i: f"{b} channels" for i, b in zip(ids, bands, strict=True) if b != usual}
+        _report(folder, list(odd), f"image(s) differ from the usual {usual} channel(s)", odd)
     return out
 
 
+def _report(where: Path, bad: list, what: str, detail: dict | None = None) -> None:
+    """Fail naming how many ids are bad and the first few (with a detail each, if given)."""
+    if bad:
+        shown = [f"{i} ({detail[i]})" if detail else str(i) for i in bad[:3]]
+        raise UserError(f"{where}: {len(bad)} {what}, e.g. {', '.join(shown)}")
+
+
+def binary_masks(masks: np.ndarray, folder: Path, ids: np.ndarray) -> np.ndarray:
+    """(N, H, W) mask pixels -> 0/1. Each mask must hold only 0 and 255, or only 0 and 1
+    (16-bit 0/65535 PNGs read as 0/255); anything else (a grey or anti-aliased mask) is an
+    error, rather than a silent threshold."""
+    ok = np.isin(masks, (0, 255)).all(axis=(1, 2)) | (masks <= 1).all(axis=(1, 2))
+    _report(folder, list(ids[~ok]), "mask(s) are not binary (values other than 0 and 255)")
+    return (masks > 0).astype(np.uint8)
+
+
 def load_train(data_folder: Path, channels: int = 1) -> Dataset:
-    """Load every labelled image and mask listed in `train.csv`."""
+    """Load every labelled image and mask listed in `train.csv`, validated."""
     ids = read_ids(data_folder / "train.csv")
     if len(ids) == 0:
         raise UserError(f"{data_folder / 'train.csv'}: the train set is empty")
-    _require_files(data_folder / "train" / "masks", ids, "mask")
+    masks_folder = data_folder / "train" / "masks"
+    _require_files(masks_folder, ids, "mask")
     _require_files(data_folder / "train" / "images", ids, "image")
+    _require_depths(data_folder, ids)
     images = read_images(data_folder / "train" / "images", ids, channels)
-    masks = read_images(data_folder / "train" / "masks", ids, 1)[..., 0]
-    return Dataset(ids, images, (masks > 127).astype(np.uint8))
+    masks = binary_masks(read_images(masks_folder, ids, 1)[..., 0], masks_folder, ids)
+    return Dataset(ids, images, masks)
+
+
+def _require_depths(data_folder: Path, ids: np.ndarray) -> None:
+    """When `depths.csv` is there (the Kaggle layout), every id must have a numeric depth."""
+    path = data_folder / "depths.csv"
+    if not path.is_file():
+        return
+    frame = read_csv(path)
+    if "z" not in frame.columns or "id" not in frame.columns:
+        raise UserError(f"{path}: expected columns id,z (columns: {', '.join(frame.columns)})")
+    depth = pd.to_numeric(frame["z"], errors="coerce")
+    known = set(frame["id"][depth.notna()])
+    _report(path, [i for i in ids if i not in known], "id(s) have no numeric depth")
 
 
 def test_ids(data_folder: Path) -> np.ndarray:
     """Test ids in `sample_submission.csv` order, each checked to have an image."""
     ids = read_ids(data_folder / "sample_submission.csv")
-    _require_files(data_folder / "test" / "images", ids, "test image")
-    _check_headers(data_folder / "test" / "images", ids)
+    folder = data_folder / "test" / "images"
+    _require_files(folder, ids, "test image")
+    listed = set(ids)
+    extra = sorted(p.stem for p in folder.glob("*.png") if p.stem not in listed)
+    _report(folder, extra, "image(s) are not listed in sample_submission.csv")
+    _require_depths(data_folder, ids)
+    _check_headers(folder, ids)
     return ids
 
 
 def _check_headers(folder: Path, ids: np.ndarray) -> None:
     """Check each PNG's header (format and size, not its pixels: ~30 us an image), so a bad test
     image fails before training rather than after it."""
+    wrong_size = {}
     for image_id in ids:
         path = folder / f"{image_id}.png"
         try:
             with Image.open(path) as img:
-                size = img.size
+                width, height = _open_checked(img, path).size
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise UserError(f"{path}: cannot read image ({exc})") from None
-        if size != (IMAGE_SIZE, IMAGE_SIZE):
-            raise UserError(
-                f"{path}: image is {size[0]}x{size[1]}, expected {IMAGE_SIZE}x{IMAGE_SIZE}"
-            )
+        if (width, height) != (IMAGE_SIZE, IMAGE_SIZE):
+            wrong_size[image_id] = f"{width}x{height}"
+    _report(folder, list(wrong_size), f"image(s) are not {IMAGE_SIZE}x{IMAGE_SIZE}", wrong_size)
 
 
 def _require_files(folder: Path, ids: np.ndarray, what: str) -> None:
     """Fail listing the first few ids (and a count) whose PNG is missing."""
     present = {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
     missing = [i for i in ids if i not in present]
-    if missing:
-        raise UserError(
-            f"{folder}: {len(missing)} {what}(s) missing for ids listed in the CSV, "
-            f"e.g. {missing[:3]}"
-        )
+    _report(folder, missing, f"{what}(s) missing for ids listed in the CSV")

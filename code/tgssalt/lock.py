@@ -88,10 +88,15 @@ def fold_lock(path: Path, run: str) -> Iterator[None]:
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on `path` (created if needed) for a short section; other
-    processes wait. The kernel drops the lock when its process dies, so it is never stale."""
+    processes wait. The kernel drops the lock when its process dies, so it is never stale. On a
+    file system without locks (some network mounts) the section runs unguarded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            yield
+            return
         try:
             yield
         finally:

@@ -3,10 +3,16 @@
 Pixels are numbered top to bottom, then left to right (Fortran order); an empty mask is "".
 """
 
+import re
+
 import numpy as np
 
 from .competition import IMAGE_SIZE
 from .errors import UserError
+
+# ASCII digits only (Python's int() also takes other scripts' digits), at most 12 of them:
+# no int64 overflow, and far beyond any image's pixel count.
+_INTEGER = re.compile(r"-?[0-9]{1,12}\Z", re.ASCII)
 
 
 def rle_encode(mask: np.ndarray) -> str:
@@ -29,10 +35,9 @@ def parse_rle(rle: str | float | None, n_pixels: int = IMAGE_SIZE * IMAGE_SIZE) 
     tokens = str(rle).split()
     if len(tokens) % 2:
         raise UserError(f"RLE has an odd number of values ({len(tokens)})")
-    try:
-        runs = np.array(tokens, dtype=np.int64).reshape(-1, 2)
-    except ValueError:
-        raise UserError(f"RLE has a non-integer value in {str(rle)[:40]!r}") from None
+    if not all(_INTEGER.match(t) for t in tokens):
+        raise UserError(f"RLE has a non-integer or out-of-range value in {str(rle)[:40]!r}")
+    runs = np.array(tokens, dtype=np.int64).reshape(-1, 2)
     starts, lengths = runs[:, 0] - 1, runs[:, 1]
     if (starts < 0).any() or (lengths < 1).any():
         raise UserError("RLE has a start below 1 or a length below 1")

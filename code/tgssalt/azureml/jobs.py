@@ -2,8 +2,11 @@
 
 Each job uploads `code/`, runs the entry script (`train_fold.py`) with `--cv-currentfold k`,
 reads the registered data asset (downloaded to the node) as `--data-folder` and writes the fold's
-outputs to the job output `outputs` (uploaded when the job ends) as `--outputs-folder`: the same
-layout as a local fold, which `collect` brings back. `--dry-run` writes the jobs as YAML files
+outputs to the job output `outputs` as `--outputs-folder`: the same layout as a local fold, which
+`collect` brings back. The output is mounted read-write (not uploaded at the end) so that every
+epoch's resume checkpoint is in the datastore at once: a preempted low-priority node's job,
+restarted by Azure ML, resumes from its last complete epoch as a local rerun does. `--dry-run`
+writes the jobs as YAML files
 that `azure.ai.ml.load_job` and `az ml job create -f` read, with paths relative to the file.
 """
 
@@ -121,7 +124,7 @@ def fold_job(spec: RunSpec, command: str, environment, tags: dict):
         inputs={
             "data": Input(type="uri_folder", path=data_input_path(spec.data_asset), mode="download")
         },
-        outputs={"outputs": Output(type="uri_folder", mode="upload")},
+        outputs={"outputs": Output(type="uri_folder", mode="rw_mount")},
         environment_variables=dict(JOB_ENVIRONMENT_VARIABLES),
         tags=tags,
     )
