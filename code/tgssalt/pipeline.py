@@ -56,7 +56,7 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        x, y = self.x[idx].copy(), self.y[idx].copy()
+        x, y = self.x[idx], self.y[idx]  # fancy indexing copies: safe to modify in place
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.aug["hflip"]:
             flip = rng.random(len(idx)) < 0.5
@@ -73,11 +73,16 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 
 def _jitter(x: np.ndarray, rng: np.random.Generator, brightness: float, contrast: float):
-    """Random per-image brightness shift and contrast scale (no-ops when both are 0)."""
+    """Random per-image brightness shift and contrast scale (no-ops when both are 0); modifies
+    `x`, the batch's own copy, in place."""
     if brightness == 0 and contrast == 0:
         return x
     n = len(x)
     scale = 1 + rng.uniform(-contrast, contrast, (n, 1, 1, 1)).astype(np.float32)
     shift = rng.uniform(-brightness, brightness, (n, 1, 1, 1)).astype(np.float32)
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
-    return (x - mean) * scale + mean + shift
+    x -= mean  # in place, in the order of (x - mean) * scale + mean + shift: the same floats
+    x *= scale
+    x += mean
+    x += shift
+    return x
