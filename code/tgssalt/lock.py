@@ -8,7 +8,6 @@ when the lock is the same job's (a preempted low-priority node restarting the jo
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -16,6 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; `exclusive` runs its section unguarded
+    fcntl = None
 
 
 def _owner() -> dict:
@@ -34,6 +38,8 @@ def _read(path: Path) -> dict:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there: assume alive
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -94,7 +100,7 @@ def exclusive(path: Path) -> Iterator[None]:
     with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:
+        except (OSError, AttributeError):  # AttributeError: fcntl is None (Windows)
             yield
             return
         try:
