@@ -129,7 +129,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.record["history"].setdefault(key, []).append(float(value))
         self.record["seconds"] = self._seconds + time.perf_counter() - self._started
-        state = dict(self.record, next_epoch=epoch + 1, complete=False)
+        self.record["next_epoch"] = epoch + 1  # the in-memory record stays the saved one
+        state = dict(self.record, complete=False)
         state["callbacks"] = callback_states(self.siblings)
         state["augmentation_epoch"] = self.batches.epoch
         save_state(self.path, self.model, state)
