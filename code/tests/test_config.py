@@ -105,6 +105,11 @@ def load_error(path: Path) -> str:
         ({"encoder": {"backbone": "resnet34", "weights": 1}}, ["'encoder.weights'", "imagenet"]),
         ({"model": {"scse": 1}}, ["'model.scse'", "must be bool"]),
         ({"model": {"hypercolumn": "yes"}}, ["'model.hypercolumn'", "must be bool"]),
+        ({"model": {"deep_supervision": 1}}, ["'model.deep_supervision'", "must be bool"]),
+        ({"input": {"coord_channels": "y"}}, ["'input.coord_channels'", "must be bool"]),
+        ({"stage2": {"schedule": "step"}}, ["'stage2.schedule'", "'step'", "cosine", "plateau"]),
+        ({"stage2": {"cycles": 0}}, ["'stage2.cycles'", "1..epochs"]),
+        ({"stage1": {"epochs": 4, "cycles": 5}}, ["'stage1.cycles'", "1..epochs"]),
         # names from registries, with the known ones listed
         ({"stage1": {"loss": "dice"}}, ["'stage1.loss'", "'dice'", "known:", "bce", "lovasz"]),
         ({"stage2": {"optimizer": "adagrad"}}, ["'stage2.optimizer'", "'adagrad'", "adam"]),

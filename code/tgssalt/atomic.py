@@ -15,12 +15,13 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto `target` if the block succeeds.
 
     The temporary name keeps the target's suffix, so libraries that pick a format by extension
-    (`.keras`, `.png`, `.npz`) still do.
+    (`.keras`, `.png`, `.npz`, Keras' `.weights.h5`) still do.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".weights.h5" if target.name.endswith(".weights.h5") else target.suffix
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+        prefix=f".{target.name.removesuffix(suffix)}.", suffix=f".tmp{suffix}", dir=target.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)

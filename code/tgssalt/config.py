@@ -22,14 +22,20 @@ _STAGE = {
     "reduce_lr_patience": 4,
     "reduce_lr_factor": 0.5,
     "min_lr": 1e-5,
+    "schedule": "plateau",
+    "cycles": 1,
 }
+
+# Learning-rate schedules of a stage: lower on a plateau and stop early (the original's), or
+# cosine cycles with snapshot ensembling (`snapshots.py`).
+SCHEDULES = {"plateau": "ReduceLROnPlateau + EarlyStopping", "cosine": "cosine cycles, snapshots"}
 
 DEFAULTS: dict[str, Any] = {
     "version": 1,
     "name": "unet-resnet-%s",
     "seed": 5678,
     "crossvalidation": {"folds": 4, "validation_split": 0.2},
-    "input": {"size": 101, "channels": 1, "normalize": True},
+    "input": {"size": 101, "channels": 1, "normalize": True, "coord_channels": False},
     "model": {
         "type": "unet_resnet",
         "start_filters": 16,
@@ -38,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "float32",
         "scse": False,
         "hypercolumn": False,
+        "deep_supervision": False,
     },
     "encoder": None,
     "augmentation": {"hflip": True, "brightness": 0.0, "contrast": 0.0},
@@ -164,6 +171,15 @@ def _validate(config: dict[str, Any]) -> None:
     _require(0 < split < 1, "crossvalidation.validation_split", "must be between 0 and 1")
     _require(config["input"]["size"] >= 32, "input.size", "must be >= 32")
     _require(config["input"]["channels"] in (1, 3), "input.channels", "must be 1 or 3")
+    _require(
+        not (
+            config["input"]["coord_channels"]
+            and config["input"]["channels"] == 3
+            and config["encoder"]
+        ),
+        "input.coord_channels",
+        "needs input.channels 1 with an encoder (image, depth, image x depth fill its 3 channels)",
+    )
     _require(0 <= config["model"]["dropout"] < 1, "model.dropout", "must be in [0, 1)")
     _require(1 <= config["model"]["depth"] <= 6, "model.depth", "must be 1..6")
     _require(config["model"]["start_filters"] >= 1, "model.start_filters", "must be >= 1")
@@ -188,6 +204,10 @@ def _validate_stage(stage: dict, where: str, loss_names: dict, optimizer_names: 
     _require(stage["min_lr"] >= 0, f"{where}.min_lr", "must be >= 0")
     for key in ("early_stopping_patience", "reduce_lr_patience", "epochs_weights_frozen"):
         _require(stage.get(key, 0) >= 0, f"{where}.{key}", "must be >= 0")
+    _require_name(stage["schedule"], f"{where}.schedule", SCHEDULES)
+    _require(
+        1 <= stage["cycles"] <= max(stage["epochs"], 1), f"{where}.cycles", "must be 1..epochs"
+    )
     _require_name(stage["loss"], f"{where}.loss", loss_names)
     _require_name(stage["optimizer"], f"{where}.optimizer", optimizer_names)
 

@@ -21,7 +21,7 @@ from .device import describe_device, tensorboard_available
 from .errors import UserError
 from .fold_outputs import FoldOutputs
 from .folds import split_indices
-from .inference import predict_folder, predict_probs, probability_model
+from .inference import compile_for_prediction, predict_folder, predict_probs
 from .lock import fold_lock
 from .metrics import competition_score, threshold_search
 from .models import build_model, with_sigmoid
@@ -29,6 +29,7 @@ from .paths import run_name
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 from .predictions import prediction_meta, save_predictions
 from .resume import ResumeCheckpoint, load_state, restore_training, restore_variables, save_state
+from .snapshots import SnapshotCheckpoint, cycle_length, snapshot_ensemble, snapshot_paths
 from .submission import write_submission
 from .tracking import MlflowMetrics, log_fold_metrics, mlflow_run
 from .training import (
@@ -84,7 +85,9 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
     with mlflow_run(out.root, run_name(config["name"], config["version"], None), out.run, config):
         timings = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGES}
-        prob_model = probability_model(model)
+        trained = [s for s in STAGES if timings[s]]
+        final = stage_export(model, trained[-1], config, out) if trained else with_sigmoid(model)
+        prob_model = compile_for_prediction(final)
         metrics = evaluate(prob_model, config, out, data, valid_idx)
         metrics.update(
             predict_test(prob_model, config, out, data_folder, ids_test, metrics["threshold"])
@@ -144,13 +147,33 @@ def train_stage(
     best = out.path("models", f"-{stage_name}.best.weights.h5")
     model.load_weights(best)
     with atomic_path(out.path("models", f"-{stage_name}.keras")) as tmp:
-        with_sigmoid(model).save(tmp)
+        stage_export(model, stage_name, config, out).save(tmp)
     save_state(resume_path, model, dict(record, complete=True))
     best.unlink(missing_ok=True)
     figures.plot_history(
         record["history"], f"{out.run} {stage_name}", out.path("figures", f"-{stage_name}.png")
     )
     return _timing(record)
+
+
+def stage_export(model: keras.Model, stage_name: str, config: dict, out: FoldOutputs):
+    """The probability model a stage exports: its best epoch, or the average of its cosine
+    cycles' snapshots (`snapshots.py`) when it ran several."""
+    paths = snapshot_paths(_snapshot_path(out, stage_name), config[stage_name])
+    return snapshot_ensemble(model, paths) if len(paths) > 1 else with_sigmoid(model)
+
+
+def _snapshot_path(out: FoldOutputs, stage_name: str):
+    return lambda cycle: out.path("models", f"-{stage_name}-snapshot{cycle + 1}.weights.h5")
+
+
+def _snapshot_callbacks(stage_name: str, stage: dict, out: FoldOutputs, record: dict) -> list:
+    """A `SnapshotCheckpoint` for a cosine stage of several cycles; none otherwise."""
+    if stage["schedule"] != "cosine" or stage["cycles"] < 2:
+        return []
+    scores = record["history"].get(MONITOR, [])
+    path_of = _snapshot_path(out, stage_name)
+    return [SnapshotCheckpoint(path_of, cycle_length(stage), scores, monitor=MONITOR)]
 
 
 def _announce_stage(out: FoldOutputs, stage_name: str, stage: dict, resumed: dict | None) -> None:
@@ -187,7 +210,7 @@ def _fit_phase(model, stage_name, config, out, data, phase, record, saved) -> No
         out.path("models", f"-{stage_name}.best.weights.h5"),
         out.path("figures", f"-{stage_name}-log.csv"),
         out.path("tb_logs", f"-{stage_name}") if tensorboard_available() else None,
-        [MlflowMetrics(stage_name)],
+        [MlflowMetrics(stage_name), *_snapshot_callbacks(stage_name, stage, out, record)],
         best_so_far=max(scores) if scores else None,
         append_log=bool(record["history"]),
     )

@@ -36,9 +36,14 @@ class FoldOutputs:
         return self.metrics.is_file() and self.path("predictions", "-test.npz").is_file()
 
     def resume_files(self) -> list[Path]:
-        """The per-stage resume checkpoints and best-epoch weights an interrupted run left."""
+        """The per-stage resume checkpoints, best-epoch and snapshot weights a run leaves
+        until its fold is complete (the exported `.keras` files hold what is kept)."""
         models = self.root / "models"
-        patterns = (f"{self.run}-stage*.resume.npz", f"{self.run}-stage*.best.weights.h5")
+        patterns = (
+            f"{self.run}-stage*.resume.npz",
+            f"{self.run}-stage*.best.weights.h5",
+            f"{self.run}-stage*-snapshot*.weights.h5",
+        )
         return sorted(p for pattern in patterns for p in models.glob(pattern))
 
     def prepare(self) -> None:

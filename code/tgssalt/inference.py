@@ -14,7 +14,11 @@ from .pipeline import preprocess, to_original_size
 
 def probability_model(model: keras.Model) -> keras.Model:
     """A logits model wrapped to output probabilities, compiled for fast prediction here."""
-    prob_model = with_sigmoid(model)
+    return compile_for_prediction(with_sigmoid(model))
+
+
+def compile_for_prediction(prob_model: keras.Model) -> keras.Model:
+    """Compile a probability model (no loss) with this device's jit setting, for `predict`."""
     prob_model.compile(jit_compile=jit_compile_setting())
     return prob_model
 

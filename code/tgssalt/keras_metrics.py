@@ -18,10 +18,11 @@ def competition_score_ops(
 
     `y_true` is a binary mask batch (values > 0.5 are salt); `y_pred` holds probabilities, or
     logits when `from_logits`, and is salt where it exceeds `threshold` (after the sigmoid).
+    A deep-supervised model's packed logits (more than one channel, see `models/heads.py`) are
+    scored as they are predicted: the mask channel, emptied where the empty-mask head says so.
     Counts are float32, exact for images up to 2**24 / 100 pixels, as the numpy metric's are.
     """
-    if from_logits:
-        y_pred = ops.sigmoid(y_pred)
+    y_pred = _salt_probability(y_pred, from_logits)
     truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
     pred = ops.cast(ops.greater(ops.cast(y_pred, "float32"), threshold), "float32")
     axes = tuple(range(1, len(truth.shape)))
@@ -31,6 +32,15 @@ def competition_score_ops(
     hits = ops.greater(100.0 * intersection[:, None], percents[None, :] * union[:, None])
     scores = ops.mean(ops.cast(hits, "float32"), axis=1)
     return ops.where(ops.equal(union, 0.0), ops.ones_like(scores), scores)
+
+
+def _salt_probability(y_pred, from_logits: bool):
+    """Probabilities from `y_pred`; packed heads become the mask channel, gated by the last."""
+    if len(y_pred.shape) < 4 or y_pred.shape[-1] == 1:
+        return ops.sigmoid(y_pred) if from_logits else y_pred
+    has_salt = ops.mean(y_pred[..., -1:], axis=(1, 2, 3)) > (0.0 if from_logits else 0.5)
+    mask = ops.sigmoid(y_pred[..., :1]) if from_logits else y_pred[..., :1]
+    return mask * ops.cast(has_salt, mask.dtype)[:, None, None, None]
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")

@@ -77,6 +77,38 @@ LOSSES = {
 }
 
 
-def get_loss(name: str):
-    """Look a loss up by name in `LOSSES`; config validation already rejected unknown names."""
-    return LOSSES[name]
+# Deep supervision weights, as the 2018 solutions used them: each decoder level's mask head
+# counts a tenth of the final mask, the empty-mask head's cross-entropy a tenth too.
+LEVEL_WEIGHT = 0.1
+EMPTY_WEIGHT = 0.1
+
+
+def _bce_per_image(y, z):
+    """Binary cross-entropy of one logit per image: (N,) labels and logits -> (N,)."""
+    return ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
+
+
+def deep_supervised(loss):
+    """`loss` extended to a deep-supervised model's packed logits (see `models/heads.py`).
+
+    The final mask (channel 0) gets `loss` on every image; each decoder level's head gets it only
+    on images with salt (a mask loss on an empty image teaches the heads nothing about shape,
+    and the empty head decides those); the empty head gets cross-entropy on "has salt".
+    """
+
+    def packed_loss(y_true, packed):
+        has_salt = ops.cast(ops.max(_flat(y_true), axis=1) > 0.5, "float32")
+        total = loss(y_true, packed[..., :1])
+        for k in range(1, packed.shape[-1] - 1):
+            total = total + LEVEL_WEIGHT * has_salt * loss(y_true, packed[..., k : k + 1])
+        empty_logit = ops.mean(_flat(packed[..., -1:]), axis=1)
+        return total + EMPTY_WEIGHT * _bce_per_image(has_salt, empty_logit)
+
+    packed_loss.__name__ = f"deep_supervised_{loss.__name__}"
+    return packed_loss
+
+
+def get_loss(name: str, deep_supervision: bool = False):
+    """Look a loss up by name in `LOSSES` (config validation already rejected unknown names),
+    extended to packed logits for a deep-supervised model."""
+    return deep_supervised(LOSSES[name]) if deep_supervision else LOSSES[name]

@@ -169,6 +169,7 @@ def load_models(paths: list[Path], tta: bool, batch_size: int) -> list[tuple]:
     import keras
 
     from .device import jit_compile_setting
+    from .models import layers  # noqa: F401  registers the custom layers some models hold
 
     models = []
     for path in paths:

@@ -2,7 +2,8 @@
 
 Stage 1 trains with BCE (or focal) loss; stage 2 continues from stage 1's best weights with the
 Lovasz hinge. Each stage keeps its best epoch by the validation competition score (`val_score`),
-stops early on a plateau and lowers the learning rate before that.
+stops early on a plateau and lowers the learning rate before that, or, with `schedule` "cosine",
+follows cosine cycles and keeps each cycle's best epoch as a snapshot (`snapshots.py`).
 """
 
 import math
@@ -14,6 +15,8 @@ import keras
 from .device import jit_compile_setting
 from .keras_metrics import CompetitionScore
 from .losses import get_loss
+from .models.heads import is_packed
+from .snapshots import cosine_scheduler
 
 OPTIMIZERS = {
     "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
@@ -29,7 +32,7 @@ def compile_stage(model: keras.Model, stage: dict) -> None:
     """Compile `model` (which outputs logits) with the stage's loss, optimizer and score metric."""
     model.compile(
         optimizer=OPTIMIZERS[stage["optimizer"]](stage["learning_rate"]),
-        loss=get_loss(stage["loss"]),
+        loss=get_loss(stage["loss"], deep_supervision=is_packed(model)),
         metrics=[CompetitionScore(from_logits=True, name="score")],
         jit_compile=jit_compile_setting(),
     )
@@ -44,21 +47,33 @@ def stage_callbacks(
     best_so_far: float | None = None,
     append_log: bool = False,
 ) -> list:
-    """ModelCheckpoint (best weights), ReduceLROnPlateau, EarlyStopping, CSVLogger, TensorBoard.
+    """ModelCheckpoint (best weights), the schedule's callbacks, CSVLogger, TensorBoard.
 
     `best_so_far` carries the best score across the frozen and unfrozen phases of a stage (and
     across a crash and its resume), so the checkpoint never replaces a better earlier epoch;
     `append_log` continues the CSV log of those earlier epochs.
     """
-    callbacks = [
-        AtomicModelCheckpoint(
-            str(best_weights),
-            monitor=MONITOR,
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=best_so_far,
-        ),
+    checkpoint = AtomicModelCheckpoint(
+        str(best_weights),
+        monitor=MONITOR,
+        mode="max",
+        save_best_only=True,
+        save_weights_only=True,
+        initial_value_threshold=best_so_far,
+    )
+    callbacks = [checkpoint, *schedule_callbacks(stage)]
+    callbacks.append(keras.callbacks.CSVLogger(str(csv_log), append=append_log))
+    if tb_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir)))
+    return callbacks + list(extra or [])
+
+
+def schedule_callbacks(stage: dict) -> list:
+    """The stage's learning-rate schedule: cosine cycles (`snapshots.py`), or the original's
+    ReduceLROnPlateau with EarlyStopping."""
+    if stage["schedule"] == "cosine":
+        return [cosine_scheduler(stage)]
+    return [
         keras.callbacks.ReduceLROnPlateau(
             monitor=MONITOR,
             mode="max",
@@ -70,11 +85,7 @@ def stage_callbacks(
         keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="max", patience=stage["early_stopping_patience"], verbose=1
         ),
-        keras.callbacks.CSVLogger(str(csv_log), append=append_log),
     ]
-    if tb_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir)))
-    return callbacks + list(extra or [])
 
 
 def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:

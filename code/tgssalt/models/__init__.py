@@ -1,7 +1,8 @@
 """Model registry: `MODELS` maps a `model.type` name to its builder; adding a model is one entry.
 
-Every builder takes `(input_shape, **config["model"])` and returns a Keras model that outputs
-logits of shape (H, W, 1) for an (H, W, C) input, float32, from a last layer named "logits".
+Every builder takes `(input_shape, **config["model"], coord_channels=...)` and returns a Keras
+model that outputs logits of shape (H, W, 1) for an (H, W, C) input, float32, from a last layer
+named "logits" (H, W, 1 + heads with `model.deep_supervision`: see `heads.py`).
 A config with an `encoder` object (the original's pretrained-encoder configs) builds
 `segmentation.build_encoder_model` instead: `encoder.type` picks the decoder (`DECODERS`),
 `encoder.backbone` the backbone (`BACKBONES`) and `encoder.weights` its initial weights.
@@ -12,6 +13,7 @@ import keras
 from ..errors import UserError
 from .decoders import DECODERS
 from .encoders import BACKBONES
+from .heads import probability_output
 from .segmentation import build_encoder_model
 from .unet_resnet import build_unet_resnet
 
@@ -44,6 +46,7 @@ def build_model(config: dict) -> keras.Model:
     keras.mixed_precision.set_dtype_policy(config["model"]["precision"])
     size, channels = config["input"]["size"], config["input"]["channels"]
     params = {k: v for k, v in config["model"].items() if k not in ("type", "precision")}
+    params["coord_channels"] = config["input"]["coord_channels"]
     if config.get("encoder") is not None:
         pixel_max = 1.0 if config["input"]["normalize"] else 255.0
         return build_encoder_model((size, size, channels), config["encoder"], pixel_max, **params)
@@ -51,8 +54,7 @@ def build_model(config: dict) -> keras.Model:
 
 
 def with_sigmoid(model: keras.Model) -> keras.Model:
-    """Wrap a logits model into one that outputs salt probabilities, for export and inference."""
-    probs = keras.layers.Activation("sigmoid", name="salt_probability", dtype="float32")(
-        model.output
-    )
+    """Wrap a logits model into one that outputs salt probabilities, for export and inference
+    (gated by the empty-mask head of a deep-supervised model, see `heads.py`)."""
+    probs = probability_output(model)
     return keras.Model(model.input, probs, name=f"{model.name}_probability")

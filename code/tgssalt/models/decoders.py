@@ -2,9 +2,10 @@
 
 A decoder takes the encoder's feature maps (shallow to deep, the last at stride 32), their
 strides, the padded input size and the options, and returns features at the padded input
-resolution for the logits layer. Filter counts scale with `model.start_filters`: the default 16
-gives `segmentation_models`' defaults (U-Net decoder 256-128-64-32-16, FPN pyramid 256 and
-segmentation 128 channels). Only stock Keras layers are used, so saved models load anywhere.
+resolution for the logits layer and its coarser levels (deepest first, for deep supervision).
+Filter counts scale with `model.start_filters`: the default 16 gives
+`segmentation_models`' defaults (U-Net decoder 256-128-64-32-16, FPN pyramid 256 and segmentation
+128 channels). Only stock Keras layers are used, so saved models load anywhere.
 """
 
 from keras import layers
@@ -75,7 +76,7 @@ def unet(features, strides, size: int, start_filters=16, scse_blocks=False, hype
         x = conv_bn_relu(conv_bn_relu(x, start_filters * mult), start_filters * mult)
         x = scse(x) if scse_blocks else x
         levels.append(x)
-    return hypercolumn(levels, size, start_filters) if hyper else x
+    return (hypercolumn(levels, size, start_filters) if hyper else x), levels[:-1]
 
 
 def linknet(features, strides, size: int, start_filters=16, scse_blocks=False, hyper=False):
@@ -90,7 +91,7 @@ def linknet(features, strides, size: int, start_filters=16, scse_blocks=False, h
         x = y if skip is None else layers.Add()([y, skip])
         x = scse(x) if scse_blocks else x
         levels.append(x)
-    return hypercolumn(levels, size, start_filters) if hyper else x
+    return (hypercolumn(levels, size, start_filters) if hyper else x), levels[:-1]
 
 
 def fpn(features, strides, size: int, start_filters=16, scse_blocks=False, hyper=False):
@@ -112,7 +113,7 @@ def fpn(features, strides, size: int, start_filters=16, scse_blocks=False, hyper
     quarter = tuple(by_stride[4].shape[1:3])
     x = layers.Concatenate()([upsample_to(h, quarter) for h in heads])
     x = conv_bn_relu(x, seg)
-    return upsample_to(x, (size, size))
+    return upsample_to(x, (size, size)), heads
 
 
 DECODERS = {"Unet": unet, "FPN": fpn, "Linknet": linknet}

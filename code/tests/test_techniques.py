@@ -1,0 +1,243 @@
+"""Top-solution techniques on hand-made arrays and tiny runs: coordinate (depth) channels, deep
+supervision with an empty-mask head (both model families, saved and reloaded), cosine cycles
+with snapshot averaging (resumable)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from tgssalt import fold as fold_module
+from tgssalt.config import resolve_config
+from tgssalt.errors import UserError
+from tgssalt.fold_outputs import FoldOutputs
+from tgssalt.keras_metrics import competition_score_ops
+from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
+from tgssalt.models import build_model, with_sigmoid
+from tgssalt.models.layers import CoordChannels, GatedSaltProbability
+from tgssalt.resume import load_state
+from tgssalt.snapshots import cosine_lr
+
+CODE = Path(__file__).resolve().parents[1]
+
+
+def numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def test_coord_channels_are_row_depth_and_image_times_depth():
+    images = np.full((2, 3, 4, 1), 0.5, "float32")
+    out = numpy(CoordChannels()(images))
+    assert out.shape == (2, 3, 4, 3)
+    np.testing.assert_allclose(out[..., 0], 0.5)
+    np.testing.assert_allclose(out[0, :, 0, 1], [0.0, 0.5, 1.0])  # top row 0, bottom row 1
+    np.testing.assert_allclose(out[1, :, 3, 2], [0.0, 0.25, 0.5])
+    assert np.all(out[:, 1, :, 1] == 0.5)  # constant along a row
+
+
+def packed(mask_logit: float, level_logit: float, empty_logit: float, size=4) -> np.ndarray:
+    """One image's packed logits: mask, two level heads, the empty head."""
+    values = [mask_logit, level_logit, level_logit, empty_logit]
+    return np.broadcast_to(np.array(values, "float32"), (1, size, size, 4)).copy()
+
+
+def test_gate_empties_images_the_empty_head_calls_empty():
+    salt = numpy(GatedSaltProbability()(packed(2.0, 0.0, 3.0)))
+    empty = numpy(GatedSaltProbability()(packed(2.0, 0.0, -3.0)))
+    assert salt.shape == (1, 4, 4, 1)
+    np.testing.assert_allclose(salt, 1 / (1 + np.exp(-2.0)), rtol=1e-6)
+    assert np.all(empty == 0)
+
+
+def test_gated_metric_scores_the_prediction_as_it_is_made():
+    """An empty truth with a confident mask scores 0 ungated and 1 once the head empties it."""
+    truth = np.zeros((1, 4, 4, 1), "float32")
+    ungated = competition_score_ops(truth, packed(5.0, 0.0, 3.0), from_logits=True)
+    gated = competition_score_ops(truth, packed(5.0, 0.0, -3.0), from_logits=True)
+    assert numpy(ungated)[0] == 0.0 and numpy(gated)[0] == 1.0
+
+
+def test_deep_supervised_loss_by_hand():
+    """Empty truth: final mask loss + empty-head BCE only; salt: the level heads count too."""
+    loss = deep_supervised(bce)
+    bce_of = lambda y, z: np.log1p(np.exp(-z)) if y else np.log1p(np.exp(z))  # noqa: E731
+    empty = np.zeros((1, 4, 4, 1), "float32")
+    got = numpy(loss(empty, packed(-1.0, 2.0, -0.5)))[0]
+    assert got == pytest.approx(bce_of(0, -1.0) + EMPTY_WEIGHT * bce_of(0, -0.5), rel=1e-5)
+    salt = np.ones((1, 4, 4, 1), "float32")
+    got = numpy(loss(salt, packed(1.0, 2.0, 0.5)))[0]
+    want = bce_of(1, 1.0) + 2 * LEVEL_WEIGHT * bce_of(1, 2.0) + EMPTY_WEIGHT * bce_of(1, 0.5)
+    assert got == pytest.approx(want, rel=1e-5)
+    assert get_loss("bce") is bce and get_loss("lovasz", True).__name__.endswith("lovasz_hinge")
+
+
+def tiny(**options) -> dict:
+    model = {"start_filters": 4, "depth": 3, **options.pop("model", {})}
+    return resolve_config({"model": model, **options})
+
+
+def test_unet_resnet_packs_one_head_per_coarse_level_and_saves(tmp_path):
+    model = build_model(tiny(model={"deep_supervision": True}, input={"coord_channels": True}))
+    x = np.random.default_rng(0).random((2, 101, 101, 1)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (2, 101, 101, 1 + 2 + 1)  # depth 3: 2 coarse
+    assert model.get_layer("coord_channels") is not None
+    path = tmp_path / "m.keras"
+    with_sigmoid(model).save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    probs = loaded.predict(x, verbose=0)
+    assert probs.shape == (2, 101, 101, 1)
+    np.testing.assert_allclose(probs, with_sigmoid(model).predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("type_", ["Unet", "FPN", "Linknet"])
+def test_encoder_models_take_deep_supervision_and_coord_channels(type_):
+    config = resolve_config(
+        {
+            "input": {"size": 64, "coord_channels": True},
+            "model": {"start_filters": 4, "deep_supervision": True},
+            "encoder": {"type": type_, "backbone": "resnet34", "weights": None},
+        }
+    )
+    model = build_model(config)
+    out = model.predict(np.zeros((1, 64, 64, 1), "float32"), verbose=0)
+    assert out.shape[:3] == (1, 64, 64) and out.shape[-1] >= 1 + 3 + 1
+    assert model.get_layer("coord_channels").output.shape[-1] == 3
+
+
+def test_coord_channels_refused_for_rgb_encoder_input():
+    with pytest.raises(UserError, match="input.coord_channels"):
+        resolve_config(
+            {
+                "input": {"channels": 3, "coord_channels": True},
+                "encoder": {"backbone": "resnet34", "weights": None},
+            }
+        )
+
+
+def test_deep_supervision_trains_and_beats_the_empty_baseline():
+    """Half the images empty, half with a bright salt block: the packed model learns both the
+    masks and, through its empty head, which images have none."""
+    rng = np.random.default_rng(0)
+    n, size = 64, 32
+    x = rng.normal(0.3, 0.05, (n, size, size, 1)).astype("float32")
+    y = np.zeros((n, size, size, 1), "float32")
+    for i in range(0, n, 2):
+        r, c = rng.integers(4, 16, 2)
+        y[i, r : r + 12, c : c + 12] = 1
+    x += 0.5 * y
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        tiny(model={"deep_supervision": True, "dropout": 0.0}, input={"size": size})
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=get_loss("bce", True))
+    model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    probs = with_sigmoid(model).predict(x, verbose=0)
+    score = np.mean(numpy(competition_score_ops(y, probs)))
+    empty_baseline = 0.5
+    assert score > empty_baseline + 0.3
+    assert np.mean(probs[1::2].max(axis=(1, 2, 3)) == 0) > 0.8  # gated to exactly empty
+
+
+def test_cosine_lr_by_hand():
+    stage = {"epochs": 6, "cycles": 2, "learning_rate": 1e-3, "min_lr": 0.0}
+    rates = [cosine_lr(e, stage) for e in range(6)]
+    np.testing.assert_allclose(rates[:3], [1e-3, 0.75e-3, 0.25e-3], rtol=1e-9)
+    assert rates[3:] == rates[:3]  # the warm restart
+
+
+class _StopAt(keras.callbacks.Callback):
+    """Stands in for MlflowMetrics; raises at the end of epoch `at`, before its checkpoint."""
+
+    at = None
+
+    def __init__(self, *args):
+        super().__init__()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def _cosine_stage(root, crash_at):
+    config = resolve_config(
+        {
+            "model": {"start_filters": 4, "depth": 2},
+            "stage1": {"epochs": 4, "batch_size": 8, "schedule": "cosine", "cycles": 2},
+        }
+    )
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 101, 101, 1), dtype=np.float32)
+    y = (x > 0.6).astype("float32")
+    out = FoldOutputs(root, "cos-cvfold0")
+    out.prepare()
+    for attempt in (crash_at, None):
+        _StopAt.at = attempt
+        keras.utils.set_random_seed(1)
+        model = fold_module.build_model(config)
+        try:
+            fold_module.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
+            break
+        except KeyboardInterrupt:
+            pass
+    return model, config, out, x
+
+
+def test_cosine_cycles_keep_snapshots_and_export_their_average(tmp_path, monkeypatch):
+    monkeypatch.setattr(fold_module, "MlflowMetrics", _StopAt)
+    model, config, out, x = _cosine_stage(tmp_path / "whole", None)
+    state = load_state(out.path("models", "-stage1.resume.npz"))[0]
+    np.testing.assert_allclose(
+        state["history"]["learning_rate"], [cosine_lr(e, config["stage1"]) for e in range(4)]
+    )
+    snapshots = sorted((tmp_path / "whole" / "models").glob("*snapshot*.weights.h5"))
+    assert [p.name for p in snapshots] == [
+        f"cos-cvfold0-stage1-snapshot{k}.weights.h5" for k in (1, 2)
+    ]
+    exported = keras.saving.load_model(out.path("models", "-stage1.keras"), compile=False)
+    members = []
+    for path in snapshots:
+        member = keras.models.clone_model(model)
+        member.load_weights(path)
+        members.append(with_sigmoid(member).predict(x[:4], verbose=0))
+    np.testing.assert_allclose(exported.predict(x[:4], verbose=0), np.mean(members, 0), atol=1e-5)
+    assert not np.allclose(members[0], members[1])  # two different minima
+    resumed = _cosine_stage(tmp_path / "crashed", 2)[2]
+    again = load_state(resumed.path("models", "-stage1.resume.npz"))[0]["history"]
+    assert again["val_score"] == state["history"]["val_score"]
+    assert again["loss"] == state["history"]["loss"]
+
+
+JAX_CHECK = """
+import json, numpy as np, keras
+from tgssalt.config import resolve_config
+from tgssalt.losses import get_loss
+from tgssalt.models import build_model, with_sigmoid
+config = resolve_config({"input": {"size": 48, "coord_channels": True},
+                         "model": {"start_filters": 4, "depth": 3, "deep_supervision": True}})
+model = build_model(config)
+model.compile(optimizer="adam", loss=get_loss("lovasz_hinge", True))
+rng = np.random.default_rng(0)
+x = rng.random((4, 48, 48, 1)).astype("float32")
+y = (x > 0.5).astype("float32"); y[:2] = 0
+loss = model.fit(x, y, verbose=0).history["loss"][0]
+probs = with_sigmoid(model).predict(x, verbose=0)
+in_01 = bool((probs >= 0).all() and (probs <= 1).all())
+print(json.dumps({"backend": keras.backend.backend(), "loss": float(loss),
+                  "shape": list(probs.shape), "in_01": in_01}))
+"""
+
+
+def test_techniques_train_under_jax():
+    """Coordinate channels, packed heads, the deep-supervised Lovasz loss and the gate: JAX too."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(CODE), "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_CHECK], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "jax" and np.isfinite(result["loss"])
+    assert result["shape"] == [4, 48, 48, 1] and result["in_01"]

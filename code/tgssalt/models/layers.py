@@ -1,0 +1,51 @@
+"""The two custom layers the toolkit's models may hold, in `keras.ops` only, registered so that
+saved `.keras` files load anywhere `tgssalt.models` is imported.
+
+Everything else in the models is a stock Keras layer.
+"""
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+class CoordChannels(layers.Layer):
+    """Append two channels to an image batch: the relative depth of each row (0 at the top,
+    1 at the bottom) and the first image channel times it.
+
+    A seismic section's texture changes with depth and salt bodies sit in the middle and lower
+    rows more often than at the top; convolutions are translation-invariant and cannot see the
+    row without help. These are the "depth channels" of the 2018 public kernels (CoordConv,
+    Liu et al. 2018): computed from the image's own geometry, so unlike `depths.csv` they exist
+    for any image `predict.py` is given.
+    """
+
+    def call(self, images):
+        height = images.shape[1]
+        rows = ops.linspace(0.0, 1.0, height) if height > 1 else ops.zeros((1,))
+        depth = ops.ones_like(images[..., :1]) * ops.reshape(
+            ops.cast(rows, images.dtype), (1, -1, 1, 1)
+        )
+        return ops.concatenate([images, depth, images[..., :1] * depth], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 2)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+class GatedSaltProbability(layers.Layer):
+    """Salt probabilities from a deep-supervised model's packed logits (see `heads.py`):
+    the sigmoid of the mask channel, set to 0 on images whose empty-mask head says "no salt"
+    (its logit is below 0, a probability below 0.5).
+
+    A per-pixel loss leaves faint false positives on the ~40% of images without salt, each of
+    which scores 0; an image-level classifier decides those images better than a pixel threshold.
+    """
+
+    def call(self, packed):
+        mask = ops.sigmoid(ops.cast(packed[..., :1], "float32"))
+        has_salt = ops.cast(ops.mean(packed[..., -1:], axis=(1, 2), keepdims=True) > 0, "float32")
+        return mask * has_salt
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
