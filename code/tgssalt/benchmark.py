@@ -28,8 +28,9 @@ from .competition import IMAGE_SIZE
 from .device import describe_device, jit_compile_setting
 from .errors import UserError
 from .inference import probability_model
-from .losses import bce
+from .losses import get_loss
 from .models import build_model
+from .models.heads import is_packed
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 
 INSTALL_HINT = "--peer smp needs torch and segmentation-models-pytorch: " + (
@@ -80,7 +81,8 @@ class KerasSide:
     def __init__(self, config: dict, batch: int, predict_batch: int, steps: int):
         keras.backend.clear_session()
         self.model = build_model(config)
-        self.model.compile(optimizer="adam", loss=bce, jit_compile=jit_compile_setting())
+        loss = get_loss("bce", deep_supervision=is_packed(self.model))
+        self.model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile_setting())
         self.probs = probability_model(self.model)
         self.batch, self.predict_batch = batch, predict_batch
         size, channels = config["input"]["size"], config["input"]["channels"]
