@@ -19,10 +19,13 @@ from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
 from tgssalt.models import build_model, with_sigmoid
 from tgssalt.models.layers import CoordChannels, GatedSaltProbability
+from tgssalt.paths import CONFIG_FOLDER
 from tgssalt.resume import load_state
 from tgssalt.snapshots import cosine_lr
+from tgssalt.synthetic import generate_dataset
 
 CODE = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def numpy(x):
@@ -241,3 +244,30 @@ def test_techniques_train_under_jax():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax" and np.isfinite(result["loss"])
     assert result["shape"] == [4, 48, 48, 1] and result["in_01"]
+
+
+def test_best_config_techniques_train_a_fold_end_to_end(tmp_path):
+    """`best.json`'s techniques, shrunk to a tiny schedule, through `train_fold.py`: the fold
+    beats the all-empty baseline, stage 2 exports its two snapshots' average, and the snapshot
+    weight files are cleaned up with the other checkpoints."""
+    best = json.loads((CONFIG_FOLDER / "best.json").read_text())
+    best["name"] = "techniques-%s"
+    best["crossvalidation"] = {"folds": 3}
+    best["model"].update(start_filters=8, depth=3, dropout=0.1)
+    best["stage1"].update(epochs=15, batch_size=8, early_stopping_patience=15, reduce_lr_patience=4)
+    best["stage2"].update(epochs=4, batch_size=8, cycles=2)
+    generate_dataset(tmp_path / "data", n_train=300, n_test=20, seed=2)
+    config = tmp_path / "techniques.json"
+    config.write_text(json.dumps(best))
+    out = tmp_path / "outputs"
+    command = [sys.executable, str(CODE / "train_fold.py"), "--config-file", str(config)]
+    command += ["--cv-currentfold", "0", "--data-folder", str(tmp_path / "data")]
+    done = subprocess.run(
+        [*command, "--outputs-folder", str(out)], capture_output=True, text=True, env=ENV
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "models" / "techniques-1-cvfold0-metrics.json").read_text())
+    assert metrics["validation_score"] > metrics["empty_baseline_score"] + 0.05
+    model = keras.saving.load_model(out / "models" / "techniques-1-cvfold0-stage2.keras")
+    assert [layer.name for layer in model.layers[1:3]] == ["snapshot1", "snapshot2"]
+    assert not list((out / "models").glob("*.weights.h5"))

@@ -178,9 +178,10 @@ def _snapshot_callbacks(stage_name: str, stage: dict, out: FoldOutputs, record: 
 
 def _announce_stage(out: FoldOutputs, stage_name: str, stage: dict, resumed: dict | None) -> None:
     start = f"; resuming at epoch {resumed['next_epoch'] + 1}" if resumed else ""
+    cosine = f" in {stage['cycles']} cosine cycle(s)" if stage["schedule"] == "cosine" else ""
     print(
         f"{out.run}: {stage_name}: {stage['epochs']} epochs of {stage['loss']} "
-        f"with {stage['optimizer']} lr {stage['learning_rate']}{start}"
+        f"with {stage['optimizer']} lr {stage['learning_rate']}{cosine}{start}"
     )
 
 
