@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import KILLED_FOLD, run_command, train_command
+from crashing import CrashAtEpoch, train_stage1
 from tgssalt import fold as fold_module
 from tgssalt.config import resolve_config
 from tgssalt.errors import UserError
@@ -153,8 +154,8 @@ class _NanAfterFirstEpoch(AugmentedBatches):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(fold_module, "AugmentedBatches", _NanAfterFirstEpoch)
-    monkeypatch.setattr(fold_module, "MlflowMetrics", _CrashAtEpoch)  # no MLflow run here
-    monkeypatch.setattr(_CrashAtEpoch, "at", None)
+    monkeypatch.setattr(fold_module, "MlflowMetrics", CrashAtEpoch)  # no MLflow run here
+    monkeypatch.setattr(CrashAtEpoch, "at", None)
     config = resolve_config(
         {"model": {"start_filters": 4, "depth": 2}, "stage1": {"epochs": 4, "batch_size": 8}}
     )
@@ -171,50 +172,18 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert all(np.isfinite(state["history"]["loss"]))
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAtEpoch(keras.callbacks.Callback):
-    """Stands in for MlflowMetrics; raises at the end of epoch `at` (before its checkpoint)."""
-
-    at = None
-
-    def __init__(self, *args):
-        super().__init__()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at:
-            raise _Crash
-
-
 def _stage1_losses(root: Path, crash_at: int | None) -> list[float]:
-    config = resolve_config(
-        {
-            "model": {"start_filters": 4, "depth": 2, "dropout": 0.3},
-            "stage1": {"epochs": 4, "batch_size": 8},
-        }
-    )
-    rng = np.random.default_rng(0)
-    x = rng.random((32, 101, 101, 1), dtype=np.float32)
-    y = (x > 0.5).astype("float32")
-    out = FoldOutputs(root, "exact-cvfold0")
-    out.prepare()
-    for attempt in (crash_at, None):
-        _CrashAtEpoch.at = attempt
-        keras.utils.set_random_seed(1)
-        model = fold_module.build_model(config)
-        try:
-            fold_module.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
-            break
-        except _Crash:
-            pass
+    user = {
+        "model": {"start_filters": 4, "depth": 2, "dropout": 0.3},
+        "stage1": {"epochs": 4, "batch_size": 8},
+    }
+    out = train_stage1(root, "exact-cvfold0", user, crash_at)[2]
     return load_state(out.path("models", "-stage1.resume.npz"))[0]["history"]["loss"]
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch):
     """Weights, optimizer moments, dropout RNG and augmentation all come back: same losses."""
-    monkeypatch.setattr(fold_module, "MlflowMetrics", _CrashAtEpoch)
+    monkeypatch.setattr(fold_module, "MlflowMetrics", CrashAtEpoch)
     whole = _stage1_losses(tmp_path / "whole", None)
     resumed = _stage1_losses(tmp_path / "crashed", 2)
     assert len(whole) == 4

@@ -11,10 +11,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from crashing import CrashAtEpoch, train_stage1
 from tgssalt import fold as fold_module
 from tgssalt.config import resolve_config
 from tgssalt.errors import UserError
-from tgssalt.fold_outputs import FoldOutputs
 from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
 from tgssalt.models import build_model, with_sigmoid
@@ -152,46 +152,15 @@ def test_cosine_lr_by_hand():
     assert rates[3:] == rates[:3]  # the warm restart
 
 
-class _StopAt(keras.callbacks.Callback):
-    """Stands in for MlflowMetrics; raises at the end of epoch `at`, before its checkpoint."""
-
-    at = None
-
-    def __init__(self, *args):
-        super().__init__()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-
-def _cosine_stage(root, crash_at):
-    config = resolve_config(
-        {
-            "model": {"start_filters": 4, "depth": 2},
-            "stage1": {"epochs": 4, "batch_size": 8, "schedule": "cosine", "cycles": 2},
-        }
-    )
-    rng = np.random.default_rng(0)
-    x = rng.random((16, 101, 101, 1), dtype=np.float32)
-    y = (x > 0.6).astype("float32")
-    out = FoldOutputs(root, "cos-cvfold0")
-    out.prepare()
-    for attempt in (crash_at, None):
-        _StopAt.at = attempt
-        keras.utils.set_random_seed(1)
-        model = fold_module.build_model(config)
-        try:
-            fold_module.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
-            break
-        except KeyboardInterrupt:
-            pass
-    return model, config, out, x
+COSINE = {
+    "model": {"start_filters": 4, "depth": 2},
+    "stage1": {"epochs": 4, "batch_size": 8, "schedule": "cosine", "cycles": 2},
+}
 
 
 def test_cosine_cycles_keep_snapshots_and_export_their_average(tmp_path, monkeypatch):
-    monkeypatch.setattr(fold_module, "MlflowMetrics", _StopAt)
-    model, config, out, x = _cosine_stage(tmp_path / "whole", None)
+    monkeypatch.setattr(fold_module, "MlflowMetrics", CrashAtEpoch)
+    model, config, out, x = train_stage1(tmp_path / "whole", "cos-cvfold0", COSINE, None, 0.6)
     state = load_state(out.path("models", "-stage1.resume.npz"))[0]
     np.testing.assert_allclose(
         state["history"]["learning_rate"], [cosine_lr(e, config["stage1"]) for e in range(4)]
@@ -208,7 +177,7 @@ def test_cosine_cycles_keep_snapshots_and_export_their_average(tmp_path, monkeyp
         members.append(with_sigmoid(member).predict(x[:4], verbose=0))
     np.testing.assert_allclose(exported.predict(x[:4], verbose=0), np.mean(members, 0), atol=1e-5)
     assert not np.allclose(members[0], members[1])  # two different minima
-    resumed = _cosine_stage(tmp_path / "crashed", 2)[2]
+    resumed = train_stage1(tmp_path / "crashed", "cos-cvfold0", COSINE, 2, 0.6)[2]
     again = load_state(resumed.path("models", "-stage1.resume.npz"))[0]["history"]
     assert again["val_score"] == state["history"]["val_score"]
     assert again["loss"] == state["history"]["loss"]
