@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -41,6 +42,14 @@ from .training import (
 )
 
 STAGES = ("stage1", "stage2")
+
+
+class StageResult(NamedTuple):
+    """What a trained stage hands on: its seconds and epochs, and the probability model it
+    exported (built once: a snapshot average is not cheap to assemble twice)."""
+
+    timing: dict
+    export: keras.Model
 
 
 def train_fold(
@@ -84,15 +93,15 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     model = build_model(config)
     train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
     with mlflow_run(out.root, run_name(config["name"], config["version"], None), out.run, config):
-        timings = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGES}
-        trained = [s for s in STAGES if timings[s]]
-        final = stage_export(model, trained[-1], config, out) if trained else with_sigmoid(model)
+        results = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGES}
+        trained = [result for result in results.values() if result]
+        final = trained[-1].export if trained else with_sigmoid(model)
         prob_model = compile_for_prediction(final)
         metrics = evaluate(prob_model, config, out, data, valid_idx)
         metrics.update(
             predict_test(prob_model, config, out, data_folder, ids_test, metrics["threshold"])
         )
-        metrics.update(_throughput(timings, len(train_idx)))
+        metrics.update(_throughput(results, len(train_idx)))
         log_fold_metrics(metrics, out.metrics)
     return metrics
 
@@ -121,9 +130,9 @@ def train_stage(
     out: FoldOutputs,
     train_xy: tuple,
     valid_xy: tuple,
-) -> dict | None:
+) -> StageResult | None:
     """Fit one stage, resuming its checkpoint if a previous run left one; restore the best epoch
-    and export `models/<run>-<stage>.keras`. Returns the stage's seconds and epochs."""
+    and export `models/<run>-<stage>.keras`. None for a stage of 0 epochs."""
     stage = config[stage_name]
     if stage["epochs"] == 0:
         return None
@@ -132,7 +141,7 @@ def train_stage(
     if saved and saved[0]["complete"]:
         restore_variables(resume_path, model.variables, saved[1])
         print(f"{out.run}: {stage_name}: complete in the interrupted run; restored its best epoch")
-        return _timing(saved[0])
+        return StageResult(_timing(saved[0]), stage_export(model, stage_name, config, out))
     _announce_stage(out, stage_name, stage, saved[0] if saved else None)
     batches = AugmentedBatches(
         *train_xy, stage["batch_size"], config["augmentation"], seed=config["seed"]
@@ -146,14 +155,15 @@ def train_stage(
             saved = None  # restored once, into the first phase that runs
     best = out.path("models", f"-{stage_name}.best.weights.h5")
     model.load_weights(best)
+    export = stage_export(model, stage_name, config, out)
     with atomic_path(out.path("models", f"-{stage_name}.keras")) as tmp:
-        stage_export(model, stage_name, config, out).save(tmp)
+        export.save(tmp)
     save_state(resume_path, model, dict(record, complete=True))
     best.unlink(missing_ok=True)
     figures.plot_history(
         record["history"], f"{out.run} {stage_name}", out.path("figures", f"-{stage_name}.png")
     )
-    return _timing(record)
+    return StageResult(_timing(record), export)
 
 
 def stage_export(model: keras.Model, stage_name: str, config: dict, out: FoldOutputs):
@@ -305,11 +315,12 @@ def predict_test(
     return {"test_images": int(len(ids)), "test_predict_images_per_second": len(ids) / seconds}
 
 
-def _throughput(timings: dict, n_train: int) -> dict:
+def _throughput(results: dict, n_train: int) -> dict:
     """Training seconds and images per second (validation passes included) per stage."""
     metrics = {}
-    for stage, timing in timings.items():
-        if timing:
+    for stage, result in results.items():
+        if result:
+            timing = result.timing
             metrics[f"{stage}_seconds"] = timing["seconds"]
             metrics[f"{stage}_epochs"] = timing["epochs"]
             metrics[f"{stage}_train_images_per_second"] = (
