@@ -176,18 +176,3 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     path.write_bytes(b'{"name": "\xff\xfe"}')
     assert "cannot read config" in load_error(path)
 
-
-def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            keys += _leaf_keys(value, f"{prefix}{key}.")
-        else:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
-def test_every_config_key_is_in_the_readme_table() -> None:
-    readme = (CONFIG_FOLDER.parents[1] / "README.md").read_text()
-    missing = [k for k in _leaf_keys(DEFAULTS) if f"`{k}`" not in readme]
-    assert not missing

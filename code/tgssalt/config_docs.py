@@ -1,0 +1,87 @@
+"""What each config key means: the one place its description is written.
+
+`DESCRIPTIONS` maps a dotted key (`"stage1.loss"`) to one sentence for users. `code/make_docs.py`
+renders it, with each key's default and type from `config.DEFAULTS`, into the reference in
+`docs/configuration.md`; `tests/test_docs.py` fails when a key of `DEFAULTS` has no description
+here or a description names a key that no longer exists. Markdown is allowed in the text.
+"""
+
+_AS_STAGE1 = "as in stage 1"
+
+DESCRIPTIONS: dict[str, str] = {
+    "version": "config version; fills the `%s` in `name`",
+    "name": "run name, with `%s` replaced by `version` (at most one `%s`); fold runs add "
+    "`-cvfold<k>`; also the MLflow experiment name",
+    "seed": "seed for the fold split, weight initialisation and augmentation",
+    "crossvalidation.folds": "number of coverage-stratified folds; `--cv-currentfold` picks one",
+    "crossvalidation.validation_split": "validation fraction of the single split used without "
+    "`--cv-currentfold` (or with `folds` 1); between 0 and 1",
+    "input.size": "side of the model's input; images are resized to it and predictions back to "
+    "101 (>= 32)",
+    "input.channels": "1 (grayscale) or 3 (the image repeated as RGB)",
+    "input.normalize": "scale pixel values from 0..255 to 0..1",
+    "input.coord_channels": "append depth channels inside the model: each row's relative depth "
+    "(0 top, 1 bottom) and image x depth; with an `encoder` and 1 input channel they become its "
+    "3 channels (image, depth, image x depth)",
+    "model.type": "model builder, a name in `MODELS` (listed below)",
+    "model.start_filters": "filters at the first U-Net level, doubling at each level down; with "
+    "an `encoder`, the decoder's width: U-Net decoder `16x` to `1x` it (256-128-64-32-16), FPN "
+    "pyramid `16x`, its heads `8x`",
+    "model.depth": "number of down-sampling levels (1 to 6); ignored with an `encoder`",
+    "model.dropout": "dropout rate after each pooling (half at the first level) and in the "
+    "decoder, in [0, 1); ignored with an `encoder`",
+    "model.precision": "Keras dtype policy, a name listed below (mixed precision is a GPU "
+    "speed-up; on a 2-core CPU bfloat16 was not faster)",
+    "model.scse": "an scSE (concurrent spatial and channel squeeze-excitation) attention block "
+    "after each decoder level; all models",
+    "model.hypercolumn": "hypercolumn fusion: every decoder level upsampled to full size and "
+    "concatenated before the logits (with an encoder, each first squeezed to `start_filters` "
+    "channels); `unet_resnet`, Unet and Linknet (FPN fuses its levels already)",
+    "model.deep_supervision": "a mask head on every coarser decoder level (loss on images with "
+    "salt only, weight 0.1 each) and an image-level empty-mask head (cross-entropy, weight 0.1) "
+    "that empties the predicted mask of images it calls empty; all models",
+    "encoder": "the original's pretrained-encoder object (`type`, `backbone`, `weights`); when "
+    "set, it replaces `model.type` (see [backbones.md](backbones.md))",
+    "encoder.type": "decoder, a name in `DECODERS` (listed below; the original's name for it)",
+    "encoder.backbone": "encoder, a name in `BACKBONES` (see [backbones.md](backbones.md))",
+    "encoder.weights": '`"imagenet"` (downloaded once, cached in `~/.keras/models/`), `null` '
+    "(random), or a local file path: a `.weights.h5` of this encoder "
+    '(`model.get_layer("encoder").save_weights(...)`), a `keras.applications` `.h5` weights '
+    "file, or for `resnet34`/`resnext50` a timm `model.safetensors`",
+    "augmentation.hflip": "random horizontal flips of training images",
+    "augmentation.brightness": "largest random per-image brightness shift (0 = off)",
+    "augmentation.contrast": "largest random per-image relative contrast change (0 = off)",
+    "stage1.epochs": "maximum epochs of stage 1 (0 skips the stage)",
+    "stage1.batch_size": "training batch size",
+    "stage1.loss": "loss, a name listed below",
+    "stage1.optimizer": "optimizer, a name listed below",
+    "stage1.learning_rate": "initial learning rate",
+    "stage1.early_stopping_patience": "epochs without a better `val_score` before the stage stops",
+    "stage1.reduce_lr_patience": "epochs without a better `val_score` before the learning rate "
+    "is lowered",
+    "stage1.reduce_lr_factor": "factor the learning rate is multiplied by when lowered",
+    "stage1.min_lr": "lowest learning rate",
+    "stage1.schedule": "learning-rate schedule, a name listed below: `plateau` "
+    "(ReduceLROnPlateau + EarlyStopping, the original's) or `cosine` (cosine cycles from "
+    "`learning_rate` down to `min_lr`; no early stop)",
+    "stage1.cycles": "with `cosine`: number of equal cycles (warm restarts); with 2 or more, each "
+    "cycle's best epoch is a snapshot and the stage's model averages the snapshots' "
+    "probabilities (1..epochs)",
+    "stage1.epochs_weights_frozen": "first epochs of stage 1 with a pretrained encoder's weights "
+    "frozen (no effect without an encoder; stage 1 only)",
+    "stage2.epochs": "maximum epochs of stage 2 (0 skips the stage)",
+    "stage2.batch_size": "training batch size",
+    "stage2.loss": "loss, a name listed below",
+    "stage2.optimizer": "optimizer, a name listed below",
+    "stage2.learning_rate": "initial learning rate",
+    "stage2.early_stopping_patience": _AS_STAGE1,
+    "stage2.reduce_lr_patience": _AS_STAGE1,
+    "stage2.reduce_lr_factor": _AS_STAGE1,
+    "stage2.min_lr": _AS_STAGE1,
+    "stage2.schedule": _AS_STAGE1,
+    "stage2.cycles": _AS_STAGE1,
+    "tta.hflip": "average each prediction with that of the mirrored image",
+    "predict.batch_size": "batch size for validation and prediction",
+    "predict.thresholds": "threshold search grid `[low, high, count]` (`numpy.linspace`), with "
+    "0 < low <= high < 1",
+}
