@@ -24,9 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a page is stale"
     )
-    parser.add_argument(
-        "--root", type=Path, default=REPO, help=f"repository root (default {REPO})"
-    )
+    parser.add_argument("--root", type=Path, default=REPO, help=f"repository root (default {REPO})")
     return parser.parse_args(argv)
 
 
@@ -38,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.check:
         stale = docs.stale_pages(args.root)
         if stale:
-            print(f"error: stale: {', '.join(stale)}: run python code/make_docs.py", file=sys.stderr)
+            message = f"error: stale: {', '.join(stale)}: run python code/make_docs.py"
+            print(message, file=sys.stderr)
             sys.exit(1)
         print("docs are up to date")
         return

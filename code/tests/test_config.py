@@ -175,4 +175,3 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_bytes(b'{"name": "\xff\xfe"}')
     assert "cannot read config" in load_error(path)
-

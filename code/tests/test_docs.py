@@ -4,9 +4,8 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 import make_docs
+import pytest
 from tgssalt import docs
 from tgssalt.config_docs import DESCRIPTIONS
 
@@ -62,12 +61,29 @@ def test_a_page_without_markers_is_a_one_line_error(tmp_path) -> None:
 
 def _relative_links(page: Path) -> list[str]:
     targets = LINK.findall(page.read_text())
-    return [t for t in targets if not re.match(r"[a-z]+:|#", t)]
+    return [t for t in targets if not re.match(r"[a-z]+:", t)]
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for a Markdown page's headings (code blocks skipped)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def _broken(page: Path, target: str) -> bool:
+    path, _, anchor = target.partition("#")
+    file = page.parent / path if path else page
+    if not file.exists():
+        return True
+    return bool(anchor) and file.suffix == ".md" and anchor not in _anchors(file)
 
 
 @pytest.mark.parametrize(
-    "page", [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))], ids=lambda p: p.name
+    "page",
+    [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))],
+    ids=lambda p: str(p.relative_to(REPO)),
 )
-def test_relative_links_point_to_existing_files(page: Path) -> None:
-    broken = [t for t in _relative_links(page) if not (page.parent / t.split("#")[0]).exists()]
+def test_relative_links_point_to_existing_files_and_headings(page: Path) -> None:
+    broken = [t for t in _relative_links(page) if _broken(page, t)]
     assert broken == [], f"{page.relative_to(REPO)}: broken links"

@@ -132,7 +132,8 @@ def _key_table() -> list[str]:
     lines = ["| key | default | type | meaning |", "| --- | --- | --- | --- |"]
     for key, default in config_keys():
         text = DESCRIPTIONS.get(key, "")
-        lines.append(f"| `{key}` | {_default(key, default)} | {_type_name(key, default)} | {text} |")
+        cells = (f"`{key}`", _default(key, default), _type_name(key, default), text)
+        lines.append(f"| {' | '.join(cells)} |")
     return lines
 
 
@@ -282,9 +283,7 @@ def expected_pages(root: Path) -> dict[str, str]:
     config_page = root / CONFIG_PAGE
     if not config_page.is_file():
         raise UserError(f"{config_page}: not found")
-    config_text = _between_markers(
-        config_page.read_text(), render_config_reference(), CONFIG_PAGE
-    )
+    config_text = _between_markers(config_page.read_text(), render_config_reference(), CONFIG_PAGE)
     return {CONFIG_PAGE: config_text, BACKBONES_PAGE: render_backbones_page()}
 
 
