@@ -89,11 +89,12 @@ def run_models(run: str, outputs: Outputs) -> list[Path]:
     runs = outputs.fold_models(run) or [outputs.run(run)]
     found = [r.latest_model() for r in runs]
     if None in found:
-        last = STAGE_NAMES[-1]
+        last, first = STAGE_NAMES[-1], STAGE_NAMES[0]
+        folds, single = outputs.run(any_fold_run(run)), outputs.run(run)
         raise UserError(
-            f"{outputs.root / 'models'}: no model {any_fold_run(run)}-{last}.keras (or "
-            f"-{STAGE_NAMES[0]}), nor {run}-{last}.keras; give .keras files or a run name "
-            "trained in this outputs folder"
+            f"{single.model(last).parent}: no model {folds.model(last).name} (or {first}), nor "
+            f"{single.model(last).name}; give .keras files or a run name trained in this "
+            "outputs folder"
         )
     return found
 
