@@ -38,7 +38,7 @@ from .resume import (
     save_state,
 )
 from .snapshots import SnapshotCheckpoint, cycle_length, snapshot_ensemble, snapshot_paths
-from .splits import check_fold, fold_assignment, is_holdout, save_split, split_indices
+from .splits import fold_assignment, is_holdout, save_split, split_indices
 from .submission import write_submission
 from .tracking import MlflowMetrics, log_fold_metrics, mlflow_run
 from .training import (
@@ -99,13 +99,10 @@ def train_fold(
     if out.complete() and not restart:
         print(f"{out.run}: already complete ({out.metrics}); nothing to do (--restart retrains)")
         return json.loads(out.metrics.read_text())
-    folds = config["crossvalidation"]["folds"]
-    check_fold(fold, folds)
     ids_test = test_ids(data_folder)
     data = load_train(data_folder, config["input"]["channels"])
-    holdout = is_holdout(fold, folds)
-    split_file = outputs.split_file(out.base, holdout)
-    assignment = fold_assignment(split_file, data.ids, data.masks, folds, holdout, config)
+    split_file = outputs.split_file(out.base, is_holdout(fold, config))
+    assignment = fold_assignment(split_file, data.ids, data.masks, config, fold)
     train_idx, valid_idx = split_indices(assignment, fold)
     out.prepare()
     save_split(split_file, data.ids, data.masks, assignment)

@@ -29,6 +29,7 @@ from .errors import UserError
 from .layout import STAGE_NAMES, Outputs, RunOutputs, any_fold_run
 from .metrics import binarize
 from .rle import rle_encode
+from .splits import split_folds
 from .submission import write_submission
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -87,6 +88,7 @@ def run_models(run: str, outputs: Outputs) -> list[Path]:
     """A run's fold models, stage 2 where present, else stage 1; or the run's own model when
     `run` is a single split or a single fold (`<name>-cvfold<k>`)."""
     runs = outputs.fold_models(run) or [outputs.run(run)]
+    _warn_missing_folds(outputs, run, runs)
     found = [r.latest_model() for r in runs]
     if None in found:
         last, first = STAGE_NAMES[-1], STAGE_NAMES[0]
@@ -97,6 +99,20 @@ def run_models(run: str, outputs: Outputs) -> list[Path]:
             "outputs folder"
         )
     return found
+
+
+def _warn_missing_folds(outputs: Outputs, base: str, runs: list[RunOutputs]) -> None:
+    """Say when the run's split file names folds that have no model (still training?)."""
+    split_file = outputs.split_file(base)
+    if runs[0].fold is None or not split_file.is_file():
+        return
+    missing = sorted(set(split_folds(split_file)) - {r.fold for r in runs})
+    if missing:
+        print(
+            f"warning: fold(s) {', '.join(map(str, missing))} of {base} ({split_file}) have no "
+            "model: predicting with the others",
+            file=sys.stderr,
+        )
 
 
 def _read_json(path: Path) -> dict | None:

@@ -38,9 +38,9 @@ def check_fold(fold: int | None, folds: int) -> None:
         )
 
 
-def is_holdout(fold: int | None, folds: int) -> bool:
+def is_holdout(fold: int | None, config: dict) -> bool:
     """A run without a CV fold, or of a one-fold config, trains on one stratified split."""
-    return fold is None or folds == 1
+    return fold is None or config["crossvalidation"]["folds"] == 1
 
 
 def assign_folds(
@@ -98,12 +98,15 @@ def read_split(path: Path) -> pd.DataFrame:
 
 
 def fold_assignment(
-    path: Path, ids: np.ndarray, masks: np.ndarray, folds: int, holdout: bool, config: dict
+    path: Path, ids: np.ndarray, masks: np.ndarray, config: dict, fold: int | None
 ) -> np.ndarray:
-    """Each image's validation fold (in `ids` order): the split file's, checked against the data
-    and the fold count; or, before the split is written, made from `config`'s seed."""
+    """Each image's validation fold (in `ids` order) for training `fold`: the split file's,
+    checked against the data and the fold count; or, before the split is written, made from
+    `config`'s seed."""
+    cv, holdout = config["crossvalidation"], is_holdout(fold, config)
+    folds = cv["folds"]
+    check_fold(fold, folds)
     if not path.is_file():
-        cv = config["crossvalidation"]
         return assign_folds(masks, folds, holdout, config["seed"], cv["validation_split"])
     frame = read_split(path)
     expected = {0, TRAIN_ONLY} if holdout else set(range(folds))
@@ -123,6 +126,11 @@ def save_split(path: Path, ids: np.ndarray, masks: np.ndarray, assignment: np.nd
     second one racing it writes the same rows (atomically, so a reader never sees half)."""
     if not path.is_file():
         write_split(path, ids, masks, assignment)
+
+
+def split_folds(path: Path) -> list[int]:
+    """The cross-validation folds a split file holds."""
+    return sorted(set(read_split(path)["fold"]) - {TRAIN_ONLY})
 
 
 def validation_ids(path: Path, fold: int) -> set[str]:
