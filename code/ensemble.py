@@ -55,10 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     base = args.run
     if args.config_file:
         from tgssalt.config import load_config
-        from tgssalt.paths import run_name
+        from tgssalt.layout import base_run
 
-        config = load_config(args.config_file)
-        base = run_name(config["name"], config["version"], None)
+        base = base_run(load_config(args.config_file))
     low, high, count = args.thresholds
     first, last, step = args.min_areas
     if count < 1 or count != int(count) or step < 1:

@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Train the missing folds, then write the ensemble submission."""
     args = parse_args(argv)
-    from tgssalt.run_folds import run_folds
+    from tgssalt.cross_validation import run_folds
 
     run_folds(
         args.config_file, args.data_folder, args.outputs_folder, not args.sequential, args.folds

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from tgssalt.config import load_config
-    from tgssalt.fold import train_fold
+    from tgssalt.fold_training import train_fold
 
     config = load_config(args.config_file)
     train_fold(config, args.cv_currentfold, args.data_folder, args.outputs_folder, args.restart)

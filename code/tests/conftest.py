@@ -65,7 +65,7 @@ def _wait_for_epochs(resume_file: Path, epochs: int, process: subprocess.Popen) 
     """Block until the resume checkpoint records `epochs` complete epochs."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
-        if resume_file.is_file() and load_state(resume_file)[0]["next_epoch"] >= epochs:
+        if resume_file.is_file() and load_state(resume_file).record.next_epoch >= epochs:
             return
         time.sleep(0.2)
     raise AssertionError(f"{resume_file} never reached epoch {epochs} ({process.poll()=})")

@@ -1,14 +1,14 @@
 """Training one stage in-process, optionally crashing at the end of a chosen epoch and rerunning
-it as `train_fold.py` would: for the resume tests. Patch `fold.MlflowMetrics` with
+it as `train_fold.py` would: for the resume tests. Patch `fold_training.MlflowMetrics` with
 `CrashAtEpoch` first (it also keeps MLflow out of these runs)."""
 
 from pathlib import Path
 
 import keras
 import numpy as np
-from tgssalt import fold as fold_module
+from tgssalt import fold_training
 from tgssalt.config import resolve_config
-from tgssalt.fold_outputs import FoldOutputs
+from tgssalt.layout import RunOutputs
 
 
 class Crash(Exception):
@@ -35,14 +35,14 @@ def train_stage1(root: Path, run: str, user_config: dict, crash_at: int | None, 
     rng = np.random.default_rng(0)
     x = rng.random((32, 101, 101, 1), dtype=np.float32)
     y = (x > threshold).astype("float32")
-    out = FoldOutputs(root, run)
+    out = RunOutputs(root, run)
     out.prepare()
     for attempt in (crash_at, None):
         CrashAtEpoch.at = attempt
         keras.utils.set_random_seed(1)
-        model = fold_module.build_model(config)
+        model = fold_training.build_model(config)
         try:
-            fold_module.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
+            fold_training.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
             break
         except Crash:
             pass

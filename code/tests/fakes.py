@@ -1,9 +1,9 @@
 """Fake data and fake fold outputs for the ensemble, run_folds and predict tests: no training.
 
-`write_data` writes a tiny Kaggle layout; `write_fold` writes what `fold.train_fold` would for
-one fold (config, metrics, validation and test predictions), with probabilities made from the
-true masks plus noise, and on the validation images without salt a small false-positive blob
-that a min-area rule removes.
+`write_data` writes a tiny Kaggle layout; `write_fold` writes what `fold_training.train_fold`
+would for one fold (the split file, config, metrics, validation and test predictions), with
+probabilities made from the true masks plus noise, and on the validation images without salt a
+small false-positive blob that a min-area rule removes.
 """
 
 import copy
@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tgssalt.config import DEFAULTS, save_config
-from tgssalt.paths import run_name
+from tgssalt.layout import Outputs, base_run, fold_run
 from tgssalt.predictions import prediction_meta, save_predictions
 from tgssalt.rle import rle_encode
+from tgssalt.splits import save_split
 
 BLOB = 5  # side of the false-positive square on empty images: 25 pixels
 
@@ -82,31 +83,34 @@ def config_for(name: str = "fake-%s", version: int = 1, folds: int = 3, size: in
 
 
 def fold_meta(config: dict, fold: int, split: str, threshold: float = 0.5) -> dict:
-    """The metadata `fold.train_fold` stores with a fold's predictions."""
-    return prediction_meta(
-        config, run_name(config["name"], config["version"], fold), split, threshold
-    )
+    """The metadata `fold_training.train_fold` stores with a fold's predictions."""
+    return prediction_meta(config, fold_run(base_run(config), fold), split, threshold)
 
 
 def write_fold(outputs: Path, config: dict, fold: int, data: dict, seed: int = 0) -> str:
-    """Write one fold's outputs as `fold.train_fold` names them; return its run name."""
-    run = run_name(config["name"], config["version"], fold)
+    """Write one fold's outputs as `fold_training.train_fold` names them; return its run name.
+    The split puts image `i` in fold `i % folds`."""
+    layout = Outputs(outputs)
+    out = layout.run(fold_run(base_run(config), fold))
     n_folds = config["crossvalidation"]["folds"]
-    valid = np.arange(len(data["train_ids"]))[fold::n_folds]
+    index = np.arange(len(data["train_ids"]))
+    split = layout.split_file(base_run(config))
+    save_split(split, data["train_ids"], data["masks"], index % n_folds)
+    valid = index[fold::n_folds]
     save_predictions(
-        outputs / "predictions" / f"{run}-valid.npz",
+        out.predictions("valid"),
         data["train_ids"][valid],
         noisy_probs(data["masks"][valid], seed + fold),
         fold_meta(config, fold, "valid"),
     )
     test_masks = masks_for(len(data["test_ids"]), 99)
     save_predictions(
-        outputs / "predictions" / f"{run}-test.npz",
+        out.predictions("test"),
         data["test_ids"],
         noisy_probs(test_masks, seed + 10 + fold),
         fold_meta(config, fold, "test"),
     )
-    save_config(config, outputs / "models" / f"{run}-config.json")
+    save_config(config, out.config)
     metrics = {"validation_score": 0.5, "threshold": 0.5}
-    (outputs / "models" / f"{run}-metrics.json").write_text(json.dumps(metrics))
-    return run
+    out.metrics.write_text(json.dumps(metrics))
+    return out.run

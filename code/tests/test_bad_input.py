@@ -19,9 +19,9 @@ from tgssalt import data
 from tgssalt.config import load_config
 from tgssalt.data import load_train, read_ids, read_png, resolve_data_folder
 from tgssalt.errors import UserError
-from tgssalt.fold import train_fold
-from tgssalt.folds import split_indices
+from tgssalt.fold_training import train_fold
 from tgssalt.paths import CONFIG_FOLDER, REPO_ROOT
+from tgssalt.splits import assign_folds
 from tgssalt.synthetic import generate_dataset
 
 CONFIG = CONFIG_FOLDER / "test" / "unet-resnet-test.json"
@@ -238,7 +238,7 @@ def test_read_ids_needs_an_id_column(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no 'id' column"):
         read_ids(csv)
     csv.write_text("")
-    with pytest.raises(UserError, match="not a valid CSV"):
+    with pytest.raises(UserError, match="not a readable CSV"):
         read_ids(csv)
 
 
@@ -264,7 +264,7 @@ def test_too_few_images_to_split(n: int, folds: int, fold: int | None) -> None:
     rng = np.random.default_rng(0)
     masks = (rng.random((n, 101, 101)) < rng.random((n, 1, 1))).astype(np.uint8)
     with pytest.raises(UserError, match="too few"):
-        split_indices(masks, folds, fold, 0)
+        assign_folds(masks, folds, fold is None or folds == 1, 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from tgssalt.config import DEFAULTS, load_config, resolve_config, save_config
 from tgssalt.errors import UserError
-from tgssalt.paths import CONFIG_FOLDER, run_name
+from tgssalt.layout import run_name
+from tgssalt.paths import CONFIG_FOLDER
 
 SHIPPED = sorted(CONFIG_FOLDER.rglob("*.json"))
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import BLOB, config_for, masks_for, write_data, write_fold
-from tgssalt.ensemble import ensemble_paths, run_ensemble
+from tgssalt.ensemble import run_ensemble
 from tgssalt.errors import UserError
+from tgssalt.layout import Outputs
 from tgssalt.metrics import binarize, competition_score, threshold_area_search
 from tgssalt.predictions import load_predictions, save_predictions
 from tgssalt.rle import rle_decode
@@ -83,14 +84,14 @@ def test_min_area_removes_false_positive_blobs(ensembled):
 
 def test_submission_is_the_postprocessed_fold_mean(ensembled):
     outputs, data, summary = ensembled
-    paths = ensemble_paths(outputs, BASE)
-    df = validate_submission(paths["submission"], expected_ids=data["test_ids"])
+    paths = Outputs(outputs).ensemble(BASE)
+    df = validate_submission(paths.submission, expected_ids=data["test_ids"])
     assert df["id"].tolist() == data["test_ids"].tolist()  # in sample_submission order
     masks = np.stack([rle_decode(r) for r in df["rle_mask"]])
     np.testing.assert_array_equal(masks, masks_for(len(df), 99))  # blobs gone, shuffle undone
-    saved = json.loads(paths["summary"].read_text())
+    saved = json.loads(paths.summary.read_text())
     assert saved["threshold"] == summary["threshold"] and saved["min_area"] == summary["min_area"]
-    assert paths["figure"].is_file() and (outputs / "mlflow.db").is_file()
+    assert paths.figure.is_file() and (outputs / "mlflow.db").is_file()
     assert not list(outputs.rglob("*.tmp*"))
 
 
@@ -119,11 +120,14 @@ def test_refuses_mismatched_test_ids(tmp_path):
         run_ensemble(outputs, BASE, data_folder)
 
 
-def test_refuses_overlapping_validation_sets(tmp_path):
+def test_refuses_validation_sets_of_another_split(tmp_path):
     data_folder, outputs, _ = _folds(tmp_path)
     first, _, _ = load_predictions(outputs / "predictions" / f"{BASE}-cvfold0-valid.npz")
     _rewrite(outputs / "predictions" / f"{BASE}-cvfold1-valid.npz", ids=first)
-    with pytest.raises(UserError, match="also in fake-1-cvfold0's.*split differently"):
+    with pytest.raises(UserError, match=r"cvfold1-valid.npz: .* not fold 1's .*split differently"):
+        run_ensemble(outputs, BASE, data_folder)
+    (outputs / "folds" / f"{BASE}.csv").unlink()
+    with pytest.raises(UserError, match=rf"{BASE}.csv: missing: the folds' split"):
         run_ensemble(outputs, BASE, data_folder)
 
 

@@ -14,14 +14,16 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import config_for
+from fakes import config_for, masks_for
 from PIL import Image
 from tgssalt.config import save_config
 from tgssalt.errors import UserError
+from tgssalt.layout import Outputs
 from tgssalt.metrics import binarize
 from tgssalt.models import build_model, with_sigmoid
 from tgssalt.predict_images import postprocessing, predict_images, resolve_model_paths
 from tgssalt.rle import rle_decode
+from tgssalt.splits import save_split
 from tgssalt.submission import validate_submission
 
 CODE = Path(__file__).resolve().parents[1]
@@ -44,6 +46,8 @@ def outputs(tmp_path_factory) -> Path:
         unet.save(out / "models" / f"{run}-{stage}.keras")
         save_config(config, out / "models" / f"{run}-config.json")
         (out / "models" / f"{run}-metrics.json").write_text(json.dumps({"threshold": threshold}))
+    ids, masks = np.array([f"i{k}" for k in range(6)]), masks_for(6, 0)
+    save_split(Outputs(out).split_file("fake-1"), ids, masks, np.arange(6) % 3)  # 3 folds
     return out
 
 
@@ -59,10 +63,11 @@ def bright_model(tmp_path_factory) -> Path:
     return path
 
 
-def test_run_name_finds_fold_models_and_mean_threshold(outputs):
+def test_run_name_finds_fold_models_and_mean_threshold(outputs, capsys):
     models = outputs / "models"
     paths = resolve_model_paths(["fake-1"], outputs)
     assert paths == [models / "fake-1-cvfold0-stage2.keras", models / "fake-1-cvfold1-stage1.keras"]
+    assert "warning: fold(s) 2 of fake-1" in capsys.readouterr().err  # the split has 3 folds
     post = postprocessing(["fake-1"], paths, outputs)
     assert (post.threshold, post.min_area) == (pytest.approx(0.5), 0) and "mean" in post.source
     assert resolve_model_paths(["fake-1-cvfold1"], outputs) == [paths[1]]

@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 from conftest import KILLED_FOLD, run_command, train_command
 from crashing import CrashAtEpoch, train_stage1
-from tgssalt import fold as fold_module
+from tgssalt import fold_training
 from tgssalt.config import resolve_config
 from tgssalt.errors import UserError
-from tgssalt.fold_outputs import FoldOutputs
+from tgssalt.layout import RunOutputs
 from tgssalt.lock import fold_lock
 from tgssalt.pipeline import AugmentedBatches
-from tgssalt.resume import load_state, restore_training, save_state
+from tgssalt.resume import StageRecord, load_state, restore_training, save_state
 
 RUN = f"tiny-3-cvfold{KILLED_FOLD}"
 
@@ -79,11 +79,11 @@ def test_checkpoint_round_trip_restores_weights_and_optimizer(tmp_path):
     x, y = np.ones((8, 4), "float32"), np.ones((8, 1), "float32")
     model = _tiny_model()
     model.fit(x, y, epochs=2, verbose=0)
-    save_state(tmp_path / "s.resume.npz", model, {"next_epoch": 2})
+    save_state(tmp_path / "s.resume.npz", model, StageRecord(next_epoch=2))
     other = _tiny_model()
     saved = load_state(tmp_path / "s.resume.npz")
     restore_training(tmp_path / "s.resume.npz", other, saved, same_phase=True)
-    assert saved[0] == {"next_epoch": 2}
+    assert saved.record == StageRecord(next_epoch=2)
     for a, b in zip(
         model.variables + model.optimizer.variables,
         other.variables + other.optimizer.variables,
@@ -95,7 +95,7 @@ def test_checkpoint_round_trip_restores_weights_and_optimizer(tmp_path):
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     model = _tiny_model()
-    save_state(tmp_path / "s.resume.npz", model, {})
+    save_state(tmp_path / "s.resume.npz", model, StageRecord())
     inputs = keras.Input((5,))
     wider = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     wider.compile(optimizer="adam", loss="mse")
@@ -107,14 +107,14 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "s.resume.npz"
-    save_state(path, _tiny_model(), {})
+    save_state(path, _tiny_model(), StageRecord())
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(UserError, match="unreadable resume checkpoint"):
         load_state(path)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):
-    out = FoldOutputs(tmp_path, "r-1-cvfold0")
+    out = RunOutputs(tmp_path, "r-1-cvfold0")
     out.prepare()
     config = resolve_config({})
     (tmp_path / "models" / "r-1-cvfold0-config.json").write_text(json.dumps(config))
@@ -153,23 +153,23 @@ class _NanAfterFirstEpoch(AugmentedBatches):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(fold_module, "AugmentedBatches", _NanAfterFirstEpoch)
-    monkeypatch.setattr(fold_module, "MlflowMetrics", CrashAtEpoch)  # no MLflow run here
+    monkeypatch.setattr(fold_training, "AugmentedBatches", _NanAfterFirstEpoch)
+    monkeypatch.setattr(fold_training, "MlflowMetrics", CrashAtEpoch)  # no MLflow run here
     monkeypatch.setattr(CrashAtEpoch, "at", None)
     config = resolve_config(
         {"model": {"start_filters": 4, "depth": 2}, "stage1": {"epochs": 4, "batch_size": 8}}
     )
-    out = FoldOutputs(tmp_path, "nan-cvfold0")
+    out = RunOutputs(tmp_path, "nan-cvfold0")
     out.prepare()
     rng = np.random.default_rng(0)
     x = rng.random((16, 101, 101, 1), dtype=np.float32)
     y = (x > 0.5).astype("float32")
-    model = fold_module.build_model(config)
+    model = fold_training.build_model(config)
     with pytest.raises(UserError, match=r"loss became nan in epoch 2.*--restart"):
-        fold_module.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
-    state = load_state(out.path("models", "-stage1.resume.npz"))[0]
-    assert state["next_epoch"] == 1 and not state["complete"]
-    assert all(np.isfinite(state["history"]["loss"]))
+        fold_training.train_stage(model, "stage1", config, out, (x, y), (x[:8], y[:8]))
+    state = load_state(out.resume("stage1")).record
+    assert state.next_epoch == 1 and not state.complete
+    assert all(np.isfinite(state.history["loss"]))
 
 
 def _stage1_losses(root: Path, crash_at: int | None) -> list[float]:
@@ -178,12 +178,12 @@ def _stage1_losses(root: Path, crash_at: int | None) -> list[float]:
         "stage1": {"epochs": 4, "batch_size": 8},
     }
     out = train_stage1(root, "exact-cvfold0", user, crash_at)[2]
-    return load_state(out.path("models", "-stage1.resume.npz"))[0]["history"]["loss"]
+    return load_state(out.resume("stage1")).record.history["loss"]
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch):
     """Weights, optimizer moments, dropout RNG and augmentation all come back: same losses."""
-    monkeypatch.setattr(fold_module, "MlflowMetrics", CrashAtEpoch)
+    monkeypatch.setattr(fold_training, "MlflowMetrics", CrashAtEpoch)
     whole = _stage1_losses(tmp_path / "whole", None)
     resumed = _stage1_losses(tmp_path / "crashed", 2)
     assert len(whole) == 4

@@ -11,11 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import tgssalt.fold
+import tgssalt.fold_training
 from fakes import write_data, write_fold
-from tgssalt import run_folds as rf
-from tgssalt.ensemble import ensemble_paths
+from tgssalt import cross_validation as rf
+from tgssalt.config import config_difference
 from tgssalt.errors import UserError
+from tgssalt.layout import Outputs, fold_complete
 
 CONFIG = {
     "name": "fake-%s",
@@ -46,7 +47,7 @@ def setup(tmp_path, data, monkeypatch):
         write_fold(Path(outputs_folder), config, fold, arrays)
         return {}
 
-    monkeypatch.setattr(tgssalt.fold, "train_fold", fake_train_fold)
+    monkeypatch.setattr(tgssalt.fold_training, "train_fold", fake_train_fold)
     return config_file, data_folder, tmp_path / "outputs", trained, arrays
 
 
@@ -62,7 +63,7 @@ def test_trains_every_fold_then_ensembles(setup, monkeypatch):
     summary = rf.run_folds(config_file, data_folder, outputs)
     assert trained == [0, 1, 2]
     assert summary["folds_used"] == [0, 1, 2] and summary["complete"]
-    assert ensemble_paths(outputs, BASE)["submission"].is_file()
+    assert Outputs(outputs).ensemble(BASE).submission.is_file()
 
 
 def test_resumes_with_the_missing_folds_only(setup, monkeypatch):
@@ -86,25 +87,25 @@ def test_refuses_folds_of_a_changed_config(setup):
     with pytest.raises(UserError, match=r"cvfold0-config.json: fold 0 was trained with a differ"):
         rf.run_folds(config_file, data_folder, outputs)
     assert trained == []
-    assert rf.config_difference(changed, config) == "seed: 1 -> 5678"
-    assert rf.config_difference({"stage1": {"epochs": 3}}, config) == "stage1.epochs: 3 -> 20"
-    assert rf.config_difference({"seed": 5678}, config) is None  # keys added later are ignored
+    assert config_difference(changed, config) == "seed: 1 -> 5678"
+    assert config_difference({"stage1": {"epochs": 3}}, config) == "stage1.epochs: 3 -> 20"
+    assert config_difference({"seed": 5678}, config) is None  # keys added later are ignored
 
 
 def test_a_failing_fold_stops_before_the_ensemble(setup, monkeypatch):
     config_file, data_folder, outputs, trained, _ = setup
     monkeypatch.setattr(rf, "visible_gpus", lambda: [])
-    real = tgssalt.fold.train_fold
+    real = tgssalt.fold_training.train_fold
 
     def fail_on_1(config, fold, *args):
         if fold == 1:
             raise UserError("fold 1 broke")
         return real(config, fold, *args)
 
-    monkeypatch.setattr(tgssalt.fold, "train_fold", fail_on_1)
+    monkeypatch.setattr(tgssalt.fold_training, "train_fold", fail_on_1)
     with pytest.raises(UserError, match="fold 1 broke"):
         rf.run_folds(config_file, data_folder, outputs)
-    assert trained == [0] and not ensemble_paths(outputs, BASE)["submission"].exists()
+    assert trained == [0] and not Outputs(outputs).ensemble(BASE).submission.exists()
 
 
 def test_several_gpus_train_in_parallel_unless_sequential(setup, monkeypatch):
@@ -164,7 +165,7 @@ def test_train_parallel_uses_each_gpu_and_reports_failures(setup, capsys):
         rf.train_parallel(config_file, [0, 1, 2, 3], ["0", "1"], data_folder, outputs, BASE,
                           popen=popen, poll_seconds=0)  # fmt: skip
     assert sorted(f for f, _ in started) == [0, 1, 2, 3] and {g for _, g in started} == {"0", "1"}
-    assert [rf.fold_complete(outputs, f"{BASE}-cvfold{k}") for k in range(4)] == [1, 1, 0, 1]
+    assert [fold_complete(outputs, f"{BASE}-cvfold{k}") for k in range(4)] == [1, 1, 0, 1]
     assert "fake-1-cvfold2: failed with exit status 1 (GPU" in capsys.readouterr().err
     assert "out of GPU memory" in (outputs / "logs" / f"{BASE}-cvfold2.log").read_text()
 

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 from crashing import CrashAtEpoch, train_stage1
-from tgssalt import fold as fold_module
+from tgssalt import fold_training as fold_module
 from tgssalt.config import resolve_config
 from tgssalt.errors import UserError
 from tgssalt.keras_metrics import competition_score_ops
@@ -161,15 +161,15 @@ COSINE = {
 def test_cosine_cycles_keep_snapshots_and_export_their_average(tmp_path, monkeypatch):
     monkeypatch.setattr(fold_module, "MlflowMetrics", CrashAtEpoch)
     model, config, out, x = train_stage1(tmp_path / "whole", "cos-cvfold0", COSINE, None, 0.6)
-    state = load_state(out.path("models", "-stage1.resume.npz"))[0]
+    state = load_state(out.resume("stage1")).record
     np.testing.assert_allclose(
-        state["history"]["learning_rate"], [cosine_lr(e, config["stage1"]) for e in range(4)]
+        state.history["learning_rate"], [cosine_lr(e, config["stage1"]) for e in range(4)]
     )
     snapshots = sorted((tmp_path / "whole" / "models").glob("*snapshot*.weights.h5"))
     assert [p.name for p in snapshots] == [
         f"cos-cvfold0-stage1-snapshot{k}.weights.h5" for k in (1, 2)
     ]
-    exported = keras.saving.load_model(out.path("models", "-stage1.keras"), compile=False)
+    exported = keras.saving.load_model(out.model("stage1"), compile=False)
     members = []
     for path in snapshots:
         member = keras.models.clone_model(model)
@@ -178,9 +178,9 @@ def test_cosine_cycles_keep_snapshots_and_export_their_average(tmp_path, monkeyp
     np.testing.assert_allclose(exported.predict(x[:4], verbose=0), np.mean(members, 0), atol=1e-5)
     assert not np.allclose(members[0], members[1])  # two different minima
     resumed = train_stage1(tmp_path / "crashed", "cos-cvfold0", COSINE, 2, 0.6)[2]
-    again = load_state(resumed.path("models", "-stage1.resume.npz"))[0]["history"]
-    assert again["val_score"] == state["history"]["val_score"]
-    assert again["loss"] == state["history"]["loss"]
+    again = load_state(resumed.resume("stage1")).record.history
+    assert again["val_score"] == state.history["val_score"]
+    assert again["loss"] == state.history["loss"]
 
 
 JAX_CHECK = """

@@ -68,7 +68,7 @@ def test_submission_and_predictions(trained):
     assert sub["id"].tolist() == sample_ids
     ids, probs, meta = load_predictions(trained / "outputs" / "predictions" / f"{_run(0)}-test.npz")
     assert list(ids) == sample_ids and probs.shape == (len(ids), 101, 101)
-    assert probs.dtype == np.float16 and meta["run"] == _run(0) and meta["fold"] == "0"
+    assert probs.dtype == np.float16 and meta["run"] == _run(0) and meta["fold"] == 0
     valid_ids = [
         set(load_predictions(trained / "outputs" / "predictions" / f"{_run(f)}-valid.npz")[0])
         for f in FOLDS

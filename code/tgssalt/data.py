@@ -1,4 +1,4 @@
-"""Reading the Kaggle data layout, cross-validation folds, and the training input pipeline.
+"""Reading the Kaggle data layout: ids, images and masks, each checked with a one-line error.
 
 Layout: `train/images/<id>.png`, `train/masks/<id>.png`, `test/images/<id>.png`, `train.csv`,
 `depths.csv`, `sample_submission.csv`. Images are 8-bit PNGs stored as RGB with equal channels.
@@ -52,27 +52,35 @@ def read_ids(csv_path: Path) -> np.ndarray:
     if "id" not in frame.columns:
         raise UserError(f"{csv_path}: no 'id' column (columns: {', '.join(frame.columns)})")
     ids = frame["id"].to_numpy()
-    _check_ids(ids, csv_path)
+    check_ids(ids, csv_path)
     return ids
 
 
-def read_csv(csv_path: Path) -> pd.DataFrame:
+def read_csv(path: str | Path) -> pd.DataFrame:
     """A CSV as strings (empty cells stay ""); errors name the file."""
-    if not csv_path.is_file():
-        raise UserError(f"{csv_path}: file not found")
     try:
-        return pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise UserError(f"{csv_path}: not a valid CSV ({str(exc).splitlines()[0]})") from None
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable CSV ({reason})") from None
 
 
-def _check_ids(ids: np.ndarray, source: Path) -> None:
-    bad = [i for i in ids if not _PLAIN_ID.match(i) or i in (".", "..")]
-    if bad:
-        raise UserError(f"{source}: {len(bad)} ids are not plain file names, e.g. {bad[:3]}")
-    dup = pd.Series(ids)[pd.Series(ids).duplicated()].unique()
+def check_ids(ids, source: str | Path, file_names: bool = True) -> None:
+    """Ids must be non-empty and unique; with `file_names` (ids that name PNGs), plain file names
+    too, so none reaches outside its folder."""
+    ids = pd.Series(ids, dtype=str)
+    if file_names:
+        bad = [i for i in ids if not _PLAIN_ID.match(i) or i in (".", "..")]
+        if bad:
+            raise UserError(f"{source}: {len(bad)} ids are not plain file names, e.g. {bad[:3]}")
+    blank = np.flatnonzero(ids.str.strip() == "")
+    if blank.size:
+        raise UserError(f"{source}: empty id on line {blank[0] + 2}")
+    dup = ids[ids.duplicated()].unique()
     if len(dup):
-        raise UserError(f"{source}: {len(dup)} duplicate ids, e.g. {list(dup[:3])}")
+        raise UserError(f"{source}: {len(dup)} duplicate ids, e.g. {', '.join(map(repr, dup[:3]))}")
 
 
 def _open_checked(img: Image.Image, path: Path) -> Image.Image:

@@ -1,10 +1,11 @@
 """Average the cross-validation folds into one submission, tuning its post-processing out of fold.
 
 Each fold `<base>-cvfold<k>` saved its validation probabilities (images it did not train on) and
-its test probabilities (`predictions/<run>-valid.npz`, `-test.npz`). Together the validation
-files cover each labelled image once: the out-of-fold (OOF) set. On it one joint grid search
-picks the probability threshold and the minimum salt area (`metrics.binarize`: a mask with fewer
-salt pixels becomes empty). The test probabilities are averaged over the folds and binarised
+its test probabilities (`predictions/<run>-valid.npz`, `-test.npz`). Each fold's validation ids
+must be that fold's in the run's split file (`folds/<base>.csv`, `splits.py`), so together the
+validation files cover each labelled image once: the out-of-fold (OOF) set. On it one joint grid
+search picks the probability threshold and the minimum salt area (`metrics.binarize`: a mask with
+fewer salt pixels becomes empty). The test probabilities are averaged over the folds and binarised
 with the chosen pair. The OOF score measures the single fold models with that post-processing;
 the averaged test predictions have no labels, and are expected to do at least as well.
 
@@ -13,7 +14,6 @@ threshold, min_area, scores and folds, read by `predict.py`) and
 `figures/<base>-ensemble-threshold.png`, and logs them to MLflow as run `<base>-ensemble`.
 """
 
-import glob
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ import pandas as pd
 from . import figures
 from .data import read_ids, read_images, resolve_data_folder
 from .errors import UserError
+from .layout import Outputs, any_fold_run, ensemble_run
 from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
     binarize,
@@ -32,6 +33,7 @@ from .metrics import (
     threshold_search,
 )
 from .predictions import load_header, load_predictions
+from .splits import validation_ids
 from .submission import validate_submission, write_submission
 
 MIN_AREAS = np.arange(0, 301, 10)
@@ -49,36 +51,22 @@ class FoldFiles:
     test: Path
 
 
-def ensemble_paths(outputs_folder: Path, base: str) -> dict[str, Path]:
-    """Where the ensemble of run `base` writes its submission, summary and figure."""
-    out = Path(outputs_folder)
-    return {
-        "submission": out / "submissions" / f"{base}-ensemble-submission.csv",
-        "summary": out / "models" / f"{base}-ensemble.json",
-        "figure": out / "figures" / f"{base}-ensemble-threshold.png",
-    }
-
-
 def find_folds(outputs_folder: Path, base: str, only: list[int] | None = None) -> list[FoldFiles]:
     """Every fold of `base` with test predictions (or those in `only`), by fold number."""
-    folder = Path(outputs_folder) / "predictions"
-    prefix = f"{base}-cvfold"
+    outputs = Outputs(Path(outputs_folder))
     folds = []
-    for test in folder.glob(f"{glob.escape(prefix)}*-test.npz"):
-        number = test.name[len(prefix) : -len("-test.npz")]
-        if not number.isdigit():
-            continue
-        run = f"{prefix}{number}"
-        valid = folder / f"{run}-valid.npz"
+    for fold, run in outputs.fold_runs(base).items():
+        valid, test = run.predictions("valid"), run.predictions("test")
         if not valid.is_file():
-            raise UserError(f"{valid}: missing, though {test.name} exists (re-train fold {number})")
-        folds.append(FoldFiles(int(number), run, valid, test))
+            raise UserError(f"{valid}: missing, though {test.name} exists (re-train fold {fold})")
+        folds.append(FoldFiles(fold, run.run, valid, test))
+    example = outputs.run(any_fold_run(base)).predictions("test")
     if not folds:
         raise UserError(
-            f"{folder}: no fold predictions {prefix}<k>-test.npz; train the folds first "
+            f"{example.parent}: no fold predictions {example.name}; train the folds first "
             "(code/run_folds.py or code/train_fold.py)"
         )
-    return _select(sorted(folds, key=lambda f: f.fold), only, folder / prefix)
+    return _select(folds, only, example.parent / any_fold_run(base))
 
 
 def _select(folds: list[FoldFiles], only: list[int] | None, where: Path) -> list[FoldFiles]:
@@ -89,7 +77,7 @@ def _select(folds: list[FoldFiles], only: list[int] | None, where: Path) -> list
     absent = sorted(set(only) - found)
     if absent:
         raise UserError(
-            f"{where}<k>: --folds asks for fold(s) {absent} with no predictions "
+            f"{where}: --folds asks for fold(s) {absent} with no predictions "
             f"(found {sorted(found)})"
         )
     return [f for f in folds if f.fold in set(only)]
@@ -127,35 +115,40 @@ def _alignment(ids: np.ndarray, reference: np.ndarray, where: Path) -> np.ndarra
     return np.array([position[image_id] for image_id in reference])
 
 
-def check_folds(folds: list[FoldFiles]) -> tuple[dict, np.ndarray, list]:
+def check_folds(folds: list[FoldFiles], split_file: Path) -> tuple[dict, np.ndarray, list]:
     """Check every fold's metadata and ids before reading probabilities.
 
     Returns the first fold's test metadata, its test ids, and per fold the index aligning its
     test ids to those.
     """
     test_ids, reference = load_header(folds[0].test)
-    alignments, seen = [], {}
+    alignments = []
     for files in folds:
         ids, meta = load_header(files.valid)
         _check_meta(meta, files, "valid", reference)
-        _check_disjoint(ids, files, seen)
+        _check_split(ids, files, split_file)
         ids, meta = load_header(files.test)
         _check_meta(meta, files, "test", reference)
         alignments.append(_alignment(ids, test_ids, files.test))
     return reference, test_ids, alignments
 
 
-def _check_disjoint(ids: np.ndarray, files: FoldFiles, seen: dict) -> None:
-    """Validation sets must not overlap: they do when folds were split differently (another seed
-    or data set), which would make the out-of-fold search meaningless. Updates `seen`."""
-    overlap = seen.keys() & set(ids)
-    if overlap:
-        other = seen[next(iter(overlap))]
+def _check_split(ids: np.ndarray, files: FoldFiles, split_file: Path) -> None:
+    """A fold's validation ids must be its fold's in the split file: otherwise it was trained on
+    another split (other data, or a split file deleted since), and the out-of-fold search would
+    score images some fold trained on."""
+    if not split_file.is_file():
         raise UserError(
-            f"{files.valid}: {len(overlap)} validation id(s) also in {other}'s; "
-            "the folds were split differently (another seed or data set?)"
+            f"{split_file}: missing: the folds' split, written by the first fold trained "
+            "(copy it with the folds' outputs, or retrain them)"
         )
-    seen.update(dict.fromkeys(ids, files.run))
+    expected = validation_ids(split_file, files.fold)
+    if set(ids) != expected:
+        raise UserError(
+            f"{files.valid}: its {len(ids)} validation ids are not fold {files.fold}'s "
+            f"{len(expected)} in {split_file}; the folds were split differently "
+            "(another seed or data set?)"
+        )
 
 
 def load_oof(folds: list[FoldFiles]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:
@@ -230,7 +223,8 @@ def run_ensemble(
     data_folder = resolve_data_folder(data_folder)
     thresholds, min_areas = _grid(thresholds, min_areas)
     folds = find_folds(outputs_folder, base, only)
-    reference, test_ids, alignments = check_folds(folds)
+    split_file = Outputs(Path(outputs_folder)).split_file(base)
+    reference, test_ids, alignments = check_folds(folds, split_file)
     expected_ids = read_ids(data_folder / "sample_submission.csv")
     validate_submission(_blank(test_ids), expected_ids, name=str(folds[0].test))
     _announce(base, folds, reference["folds"])
@@ -276,7 +270,7 @@ def _announce(base: str, folds: list[FoldFiles], n_folds: int) -> None:
 def _description(base, folds, reference, thresholds, min_areas, masks) -> dict:
     """What the ensemble was made of, for its summary JSON."""
     return {
-        "run": f"{base}-ensemble",
+        "run": ensemble_run(base),
         "name": reference["name"],
         "version": reference["version"],
         "input_size": reference["input_size"],
@@ -293,23 +287,23 @@ def _description(base, folds, reference, thresholds, min_areas, masks) -> dict:
 
 def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -> None:
     """Write the submission, figure and summary JSON, and log them to MLflow."""
-    paths = ensemble_paths(out, base)
-    write_submission(paths["submission"], test_ids, masks)
-    summary["submission"] = str(paths["submission"])
+    paths = Outputs(out).ensemble(base)
+    write_submission(paths.submission, test_ids, masks)
+    summary["submission"] = str(paths.submission)
     figures.plot_threshold_area(
         np.asarray(summary["thresholds"]),
         np.asarray(summary["min_areas"]),
         grid,
         (summary["threshold"], summary["min_area"]),
         f"{base} ensemble of {len(summary['folds_used'])} fold(s)",
-        paths["figure"],
+        paths.figure,
     )
     from .tracking import log_fold_metrics, mlflow_run  # imports keras: only when needed
 
     params = {k: summary[k] for k in ("folds_used", "thresholds", "min_areas", "runs")}
     with mlflow_run(out, base, summary["run"], params) as mlflow:
-        log_fold_metrics(summary, paths["summary"])
-        mlflow.log_artifact(str(paths["figure"]))
+        log_fold_metrics(summary, paths.summary)
+        mlflow.log_artifact(str(paths.figure))
     print("fold  validation score")
     for fold, score in zip(summary["folds_used"], summary["fold_validation_scores"], strict=True):
         print(f"{fold:>4}  {score:.4f}")
@@ -317,5 +311,5 @@ def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -
         f"{base}: out-of-fold score {summary['oof_score']:.4f} at threshold "
         f"{summary['threshold']:.3f}, min_area {summary['min_area']} (threshold alone "
         f"{summary['oof_score_threshold_only']:.4f}; mean fold score "
-        f"{summary['mean_fold_validation_score']:.4f}); wrote {paths['submission']}"
+        f"{summary['mean_fold_validation_score']:.4f}); wrote {paths.submission}"
     )

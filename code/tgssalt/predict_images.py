@@ -1,7 +1,8 @@
 """Salt masks for a folder of images, with trained models: what `predict.py` runs.
 
 Models are `.keras` files, or a run name whose fold models are found in the outputs folder
-(`models/<run>-cvfold<k>-stage2.keras`, else that fold's `-stage1.keras`). Their probabilities
+(`models/<run>-cvfold<k>-stage2.keras`, else that fold's `-stage1.keras`; `layout.py` names
+them). Their probabilities
 are averaged (with flip TTA), then binarised with the run's ensemble threshold and min_area
 (`models/<run>-ensemble.json`), else with the mean of the folds' own thresholds. Images of any
 size are resized to 101x101, the size the models were trained at, and each mask back to its
@@ -10,7 +11,6 @@ each file atomically.
 """
 
 import copy
-import glob
 import json
 import sys
 from dataclasses import dataclass
@@ -26,12 +26,13 @@ from .competition import IMAGE_SIZE
 from .config import DEFAULTS
 from .data import read_png
 from .errors import UserError
+from .layout import STAGE_NAMES, Outputs, RunOutputs, any_fold_run
 from .metrics import binarize
 from .rle import rle_encode
+from .splits import split_folds
 from .submission import write_submission
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-STAGE_SUFFIXES = ("-stage2", "-stage1")
 
 
 @dataclass
@@ -79,41 +80,39 @@ def resolve_model_paths(specs: list[str], outputs_folder: Path) -> list[Path]:
                 raise UserError(f"{spec}: model file not found")
             paths.append(Path(spec))
         else:
-            paths.extend(run_models(spec, Path(outputs_folder) / "models"))
+            paths.extend(run_models(spec, Outputs(Path(outputs_folder))))
     return paths
 
 
-def run_models(run: str, models_folder: Path) -> list[Path]:
+def run_models(run: str, outputs: Outputs) -> list[Path]:
     """A run's fold models, stage 2 where present, else stage 1; or the run's own model when
     `run` is a single split or a single fold (`<name>-cvfold<k>`)."""
-    prefix = f"{run}-cvfold"
-    pattern = f"{glob.escape(prefix)}*-stage?.keras"
-    folds = {p.name[len(prefix) :].split("-")[0] for p in models_folder.glob(pattern)}
-    runs = [f"{prefix}{k}" for k in sorted(filter(str.isdigit, folds), key=int)] or [run]
-    found = [_best_stage(models_folder, r) for r in runs]
+    runs = outputs.fold_models(run) or [outputs.run(run)]
+    _warn_missing_folds(outputs, run, runs)
+    found = [r.latest_model() for r in runs]
     if None in found:
+        last, first = STAGE_NAMES[-1], STAGE_NAMES[0]
+        folds, single = outputs.run(any_fold_run(run)), outputs.run(run)
         raise UserError(
-            f"{models_folder}: no model {run}-cvfold<k>-stage2.keras (or -stage1), nor "
-            f"{run}-stage2.keras; give .keras files or a run name trained in this outputs folder"
+            f"{single.model(last).parent}: no model {folds.model(last).name} (or {first}), nor "
+            f"{single.model(last).name}; give .keras files or a run name trained in this "
+            "outputs folder"
         )
     return found
 
 
-def _best_stage(models_folder: Path, run: str) -> Path | None:
-    """`<run>-stage2.keras`, else `<run>-stage1.keras`, else None."""
-    for stage in STAGE_SUFFIXES:
-        path = models_folder / f"{run}{stage}.keras"
-        if path.is_file():
-            return path
-    return None
-
-
-def model_run(path: Path) -> str:
-    """The run a model file belongs to: its name without `-stageN.keras`."""
-    stem = path.name.removesuffix(".keras")
-    for stage in STAGE_SUFFIXES:
-        stem = stem.removesuffix(stage)
-    return stem
+def _warn_missing_folds(outputs: Outputs, base: str, runs: list[RunOutputs]) -> None:
+    """Say when the run's split file names folds that have no model (still training?)."""
+    split_file = outputs.split_file(base)
+    if runs[0].fold is None or not split_file.is_file():
+        return
+    missing = sorted(set(split_folds(split_file)) - {r.fold for r in runs})
+    if missing:
+        print(
+            f"warning: fold(s) {', '.join(map(str, missing))} of {base} ({split_file}) have no "
+            "model: predicting with the others",
+            file=sys.stderr,
+        )
 
 
 def _read_json(path: Path) -> dict | None:
@@ -132,13 +131,13 @@ def postprocessing(
     """The threshold and min_area: a single run's ensemble JSON, else the mean of the models'
     own thresholds (their runs' metrics JSON) with no min-area rule, else 0.5."""
     if len(specs) == 1 and not specs[0].endswith(".keras"):
-        path = Path(outputs_folder) / "models" / f"{specs[0]}-ensemble.json"
+        path = Outputs(Path(outputs_folder)).ensemble(specs[0]).summary
         summary = _read_json(path)
         if summary is not None:
             return Postprocessing(float(summary["threshold"]), int(summary["min_area"]), str(path))
     thresholds = []
     for model in model_paths:
-        metrics = _read_json(model.parent / f"{model_run(model)}-metrics.json")
+        metrics = _read_json(RunOutputs.of_model(model).metrics)
         if metrics is not None:
             thresholds.append(float(metrics["threshold"]))
     if not thresholds:
@@ -151,7 +150,7 @@ def predict_config(model_path: Path, input_shape: tuple, tta: bool, batch_size: 
     """The prediction settings of a model: its run's saved config where present (normalisation),
     the model's own input shape, and this command's TTA and batch size."""
     config = copy.deepcopy(DEFAULTS)
-    saved = _read_json(model_path.parent / f"{model_run(model_path)}-config.json") or {}
+    saved = _read_json(RunOutputs.of_model(model_path).config) or {}
     config["input"].update(saved.get("input", {}))
     size, channels = input_shape[1], input_shape[-1]
     if isinstance(size, int):
@@ -164,7 +163,7 @@ def predict_config(model_path: Path, input_shape: tuple, tta: bool, batch_size: 
 
 
 def load_models(paths: list[Path], tta: bool, batch_size: int) -> list[tuple]:
-    """(model, prediction config) per file. The files hold probability models (`fold.py` saves
+    """(model, prediction config) per file. The files hold probability models (`fold_training`
     them with their sigmoid), so they are only compiled for prediction here."""
     import keras
 
@@ -246,30 +245,31 @@ def write_csv(path: Path, ids: list[str], rles: list[str], sizes: list) -> None:
 def predict_images(
     specs: list[str],
     image_folder: Path,
-    output_folder: Path,
+    mask_folder: Path,
     outputs_folder: Path,
     csv_path: Path | None = None,
     options: dict | None = None,
 ) -> Path:
-    """Predict every image in `image_folder`; write masks to `output_folder` and the RLE CSV.
+    """Predict every image in `image_folder`; write masks to `mask_folder` and the RLE CSV;
+    `outputs_folder` is where run names are looked up.
 
     `options`: `threshold` and `min_area` (override the run's), `tta` (default True),
     `batch_size` (64), `chunk` (images per step, 256). Returns the CSV's path.
     """
     options = {"tta": True, "batch_size": 64, "chunk": 256, **(options or {})}
-    image_folder, output_folder = Path(image_folder), Path(output_folder)
-    if output_folder.resolve() == image_folder.resolve():
-        raise UserError(f"{output_folder}: the output folder must not be the image folder")
-    csv_path = Path(csv_path) if csv_path else output_folder / "masks.csv"
+    image_folder, mask_folder = Path(image_folder), Path(mask_folder)
+    if mask_folder.resolve() == image_folder.resolve():
+        raise UserError(f"{mask_folder}: the output folder must not be the image folder")
+    csv_path = Path(csv_path) if csv_path else mask_folder / "masks.csv"
     ids, paths = find_images(image_folder)
     sizes = image_sizes(paths)
     model_paths = resolve_model_paths(specs, outputs_folder)
     post = _override(postprocessing(specs, model_paths, outputs_folder), options)
     _announce(len(model_paths), post, sizes)
     models = load_models(model_paths, options["tta"], options["batch_size"])
-    rles = _predict_all(models, ids, paths, sizes, post, output_folder, options["chunk"])
+    rles = _predict_all(models, ids, paths, sizes, post, mask_folder, options["chunk"])
     write_csv(csv_path, ids, rles, sizes)
-    print(f"wrote {len(ids)} masks to {output_folder} and their RLEs to {csv_path}")
+    print(f"wrote {len(ids)} masks to {mask_folder} and their RLEs to {csv_path}")
     return csv_path
 
 
@@ -299,7 +299,7 @@ def _announce(n_models: int, post: Postprocessing, sizes: list) -> None:
         )
 
 
-def _predict_all(models, ids, paths, sizes, post, output_folder: Path, chunk: int) -> list[str]:
+def _predict_all(models, ids, paths, sizes, post, mask_folder: Path, chunk: int) -> list[str]:
     """Predict chunk by chunk with a progress bar; write each mask; return the RLEs in order."""
     from tqdm import tqdm
 
@@ -309,7 +309,7 @@ def _predict_all(models, ids, paths, sizes, post, output_folder: Path, chunk: in
             part = slice(start, start + chunk)
             probs = mean_probs(models, read_resized(paths[part]))
             for image_id, mask in zip(ids[part], to_masks(probs, sizes[part], post), strict=True):
-                write_mask(output_folder / f"{image_id}.png", mask)
+                write_mask(mask_folder / f"{image_id}.png", mask)
                 rles.append(rle_encode(mask))
             bar.update(len(probs))
     return rles

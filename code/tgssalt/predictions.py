@@ -11,6 +11,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import UserError
+from .layout import parse_fold_run
 
 
 def prediction_meta(config: dict, run: str, split: str, threshold: float) -> dict:
@@ -23,7 +24,7 @@ def prediction_meta(config: dict, run: str, split: str, threshold: float) -> dic
         "input_size": config["input"]["size"],
         "folds": config["crossvalidation"]["folds"],
         "threshold": threshold,
-        "fold": run.rsplit("-cvfold", 1)[1] if "-cvfold" in run else None,
+        "fold": parse_fold_run(run)[1],
     }
 
 

@@ -8,10 +8,12 @@ the augmentation epoch. `train_fold.py` rerun with the same arguments continues 
 that finished is recorded as complete and is skipped.
 """
 
+import dataclasses
 import json
 import time
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -27,31 +29,64 @@ CALLBACK_STATE = {
 }
 
 
-def save_state(path: Path, model: keras.Model, state: dict) -> None:
-    """Write the model's and optimizer's variables and `state` (JSON-able) to `path`."""
+@dataclasses.dataclass
+class StageRecord:
+    """A stage's progress, saved as JSON in its resume checkpoint: the next epoch to train, the
+    history so far, the training seconds, the frozen/unfrozen phase it is in, whether the stage
+    is complete, and (as of the last checkpoint) the plateau counters and augmentation epoch."""
+
+    next_epoch: int = 0
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    trainable: bool | None = None
+    complete: bool = False
+    callbacks: dict = dataclasses.field(default_factory=dict)
+    augmentation_epoch: int = 0
+
+    @property
+    def epochs(self) -> int:
+        """How many epochs the history holds."""
+        return len(self.history.get("loss", []))
+
+    @classmethod
+    def from_json(cls, text: str) -> "StageRecord":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in fields})
+
+
+class Checkpoint(NamedTuple):
+    """What a resume checkpoint holds: the record and the model's and optimizer's arrays."""
+
+    record: StageRecord
+    model: list
+    optimizer: list
+
+
+def save_state(path: Path, model: keras.Model, record: StageRecord) -> None:
+    """Write the model's and optimizer's variables and `record` to `path`, atomically."""
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     if model.optimizer is not None and model.optimizer.built:
         for i, v in enumerate(model.optimizer.variables):
             arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(v)
-    arrays[_STATE] = np.array(json.dumps(state))
+    arrays[_STATE] = np.array(json.dumps(dataclasses.asdict(record)))
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
 
 
-def load_state(path: Path) -> tuple[dict, list, list] | None:
-    """(state, model arrays, optimizer arrays) from `path`, or None when there is none."""
+def load_state(path: Path) -> Checkpoint | None:
+    """The checkpoint at `path`, or None when there is none."""
     if not path.is_file():
         return None
     try:
         with np.load(path) as npz:
-            state = json.loads(str(npz[_STATE]))
+            record = StageRecord.from_json(str(npz[_STATE]))
             model = [npz[f"model_{i}"] for i in range(_count(npz, "model_"))]
             optimizer = [npz[f"optimizer_{i}"] for i in range(_count(npz, "optimizer_"))]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise UserError(
             f"{path}: unreadable resume checkpoint ({exc}); rerun with --restart"
         ) from None
-    return state, model, optimizer
+    return Checkpoint(record, model, optimizer)
 
 
 def _count(npz, prefix: str) -> int:
@@ -70,13 +105,12 @@ def restore_variables(path: Path, variables: list, arrays: list) -> None:
         variable.assign(array)
 
 
-def restore_training(path: Path, model: keras.Model, saved: tuple, same_phase: bool) -> None:
+def restore_training(path: Path, model: keras.Model, saved: Checkpoint, same_phase: bool) -> None:
     """Load saved model variables and, within the same frozen/unfrozen phase, the optimizer's."""
-    _, model_arrays, optimizer_arrays = saved
-    restore_variables(path, model.variables, model_arrays)
-    if same_phase and optimizer_arrays:
+    restore_variables(path, model.variables, saved.model)
+    if same_phase and saved.optimizer:
         model.optimizer.build(model.trainable_variables)
-        restore_variables(path, model.optimizer.variables, optimizer_arrays)
+        restore_variables(path, model.optimizer.variables, saved.optimizer)
 
 
 def callback_states(callbacks: list) -> dict:
@@ -108,29 +142,33 @@ class ResumeCheckpoint(keras.callbacks.Callback):
 
     Goes last in the callback list, so it sees the learning rate and counters after
     ReduceLROnPlateau and EarlyStopping have acted on the epoch. `record` is the stage's running
-    record (history, seconds, phase) that `fold.train_stage` keeps and this callback extends.
+    record that `fold_training.train_stage` keeps and this callback extends; `restore` is the
+    record of the checkpoint being resumed (its counters and augmentation epoch), if any.
     """
 
-    def __init__(self, path: Path, record: dict, batches, siblings: list, restore=None):
+    def __init__(
+        self, path: Path, record: StageRecord, batches, siblings: list, restore=None
+    ) -> None:
         super().__init__()
         self.path, self.record, self.batches = path, record, batches
         self.siblings, self.restore = siblings, restore
         self.skip = False  # set by StopOnNonFinite: never checkpoint a broken epoch
 
     def on_train_begin(self, logs=None):
-        self._started, self._seconds = time.perf_counter(), self.record["seconds"]
+        self._started, self._seconds = time.perf_counter(), self.record.seconds
         if self.restore:
-            set_callback_states(self.siblings, self.restore["callbacks"])
-            self.batches.set_epoch(self.restore["augmentation_epoch"])
+            set_callback_states(self.siblings, self.restore.callbacks)
+            self.batches.set_epoch(self.restore.augmentation_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.skip:
             return
+        record = self.record
         for key, value in (logs or {}).items():
-            self.record["history"].setdefault(key, []).append(float(value))
-        self.record["seconds"] = self._seconds + time.perf_counter() - self._started
-        self.record["next_epoch"] = epoch + 1  # the in-memory record stays the saved one
-        state = dict(self.record, complete=False)
-        state["callbacks"] = callback_states(self.siblings)
-        state["augmentation_epoch"] = self.batches.epoch
-        save_state(self.path, self.model, state)
+            record.history.setdefault(key, []).append(float(value))
+        record.seconds = self._seconds + time.perf_counter() - self._started
+        record.next_epoch = epoch + 1
+        record.complete = False
+        record.callbacks = callback_states(self.siblings)
+        record.augmentation_epoch = self.batches.epoch
+        save_state(self.path, self.model, record)

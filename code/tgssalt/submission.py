@@ -14,6 +14,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .competition import IMAGE_SIZE, SUBMISSION_COLUMNS
+from .data import check_ids, read_csv
 from .errors import UserError
 from .metrics import competition_score
 from .rle import parse_rle, rle_decode, rle_encode
@@ -22,32 +23,11 @@ N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 _SHOWN_IDS = 3  # how many offending ids an error message lists
 
 
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an `id,rle_mask`-style CSV as strings, empty cells as "", raising `UserError`."""
-    try:
-        return pd.read_csv(path, keep_default_na=False, dtype=str)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable CSV ({reason})") from None
-
-
 def _first_ids(ids: Iterable[str]) -> str:
     """A short, stable listing of some ids for an error message."""
     ids = sorted(ids)
     shown = ", ".join(repr(i) for i in ids[:_SHOWN_IDS])
     return shown + (", ..." if len(ids) > _SHOWN_IDS else "")
-
-
-def _check_ids(df: pd.DataFrame, name: str) -> None:
-    """Ids must be non-empty and unique."""
-    blank = np.flatnonzero(df["id"].str.strip() == "")
-    if blank.size:
-        raise UserError(f"{name}: empty id on line {blank[0] + 2}")
-    duplicated = df["id"][df["id"].duplicated()]
-    if len(duplicated):
-        raise UserError(f"{name}: {len(duplicated)} duplicate id(s), first {duplicated.iloc[0]!r}")
 
 
 def _check_rles(df: pd.DataFrame, name: str) -> None:
@@ -93,7 +73,7 @@ def validate_submission(
         header = ",".join(str(c) for c in df.columns)
         raise UserError(f"{name}: header is {header!r}, expected {','.join(SUBMISSION_COLUMNS)!r}")
     df = df.astype(str)
-    _check_ids(df, name)
+    check_ids(df["id"], name, file_names=False)
     _check_rles(df, name)
     if expected_ids is not None:
         _check_id_set(df, expected_ids, name, allow_extra)

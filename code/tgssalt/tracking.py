@@ -75,12 +75,12 @@ def log_fold_metrics(metrics: dict, path: Path) -> None:
 class MlflowMetrics(keras.callbacks.Callback):
     """Log every epoch's metrics (loss, score, val_*, learning rate) to the active MLflow run."""
 
-    def __init__(self, prefix: str, epoch_offset: int = 0):
+    def __init__(self, prefix: str):
         super().__init__()
-        self.prefix, self.epoch_offset = prefix, epoch_offset
+        self.prefix = prefix
 
     def on_epoch_end(self, epoch, logs=None):
         import mlflow
 
         metrics = {f"{self.prefix}_{k}": float(v) for k, v in (logs or {}).items()}
-        mlflow.log_metrics(metrics, step=epoch + self.epoch_offset)
+        mlflow.log_metrics(metrics, step=epoch)

@@ -7,11 +7,11 @@ follows cosine cycles and keeps each cycle's best epoch as a snapshot (`snapshot
 """
 
 import math
-import os
 from pathlib import Path
 
 import keras
 
+from .atomic import atomic_path
 from .device import jit_compile_setting
 from .keras_metrics import CompetitionScore
 from .losses import get_loss
@@ -96,24 +96,19 @@ def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that writes to a partial file and renames it over the target, so a kill
+    """ModelCheckpoint (of weights only) that writes through `atomic.atomic_path`, so a kill
     during the write never leaves a best-weights file that looks complete but is not."""
 
     def _save_model(self, epoch, batch, logs):
-        target = Path(self.filepath)
-        partial = target.with_name(f".{target.name.removesuffix('.weights.h5')}.partial.weights.h5")
-        self.filepath = str(partial)
-        try:
-            super()._save_model(epoch, batch, logs)
-        finally:
-            self.filepath = str(target)
-        if partial.exists():
-            os.replace(partial, target)
+        if self._should_save_model(epoch, batch, logs, self.filepath):
+            with atomic_path(self.filepath) as tmp:
+                self.model.save_weights(tmp, overwrite=True)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stop training after an epoch whose loss is NaN/inf, remembering which, and keep the
-    resume checkpoint of the last good epoch untouched (`fold.train_stage` then fails clearly).
+    resume checkpoint of the last good epoch untouched (`fold_training.train_stage` then fails
+    clearly).
 
     Checked once an epoch, not every batch, so it never forces a device sync inside the epoch.
     Goes before `ResumeCheckpoint` in the callback list.

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import UserError
-from ..run_folds import fold_complete
+from ..layout import fold_complete
 from .workspace import azure_errors, connect
 
 COMPLETED = "Completed"

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..atomic import write_text
 from ..config import load_config
 from ..errors import UserError
-from ..paths import run_name
+from ..layout import run_name
 from . import CODE_FOLDER, DEFAULT_COMPUTE, DEFAULT_DATA_ASSET, require_azure
 from .environment import JOB_ENVIRONMENT_VARIABLES, job_environment
 

@@ -1,10 +1,11 @@
 """Train, evaluate and predict one cross-validation fold: what `train_fold.py` runs.
 
-Outputs go under the outputs folder, named `<name % version>-cvfold<k>` as the original did:
-`models/` (one `.keras` per stage, the resolved config, the fold's metrics JSON), `figures/`,
-`tb_logs/`, `predictions/` (validation and test probabilities) and `submissions/`.
+Its outputs (one `.keras` per stage, the resolved config, the metrics JSON, figures, TensorBoard
+logs, validation and test probabilities, a submission) are named by `layout.RunOutputs`; its
+train/validation split is the config's split file (`splits.py`).
 """
 
+import dataclasses
 import json
 import sys
 import time
@@ -20,17 +21,24 @@ from .config import save_config
 from .data import load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
 from .errors import UserError
-from .fold_outputs import FoldOutputs
-from .folds import split_indices
 from .inference import compile_for_prediction, predict_folder, predict_probs
+from .layout import STAGE_NAMES, Outputs, RunOutputs, base_run, fold_run
 from .lock import fold_lock
 from .metrics import competition_score, threshold_search
 from .models import build_model, with_sigmoid
-from .paths import run_name
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 from .predictions import prediction_meta, save_predictions
-from .resume import ResumeCheckpoint, load_state, restore_training, restore_variables, save_state
+from .resume import (
+    Checkpoint,
+    ResumeCheckpoint,
+    StageRecord,
+    load_state,
+    restore_training,
+    restore_variables,
+    save_state,
+)
 from .snapshots import SnapshotCheckpoint, cycle_length, snapshot_ensemble, snapshot_paths
+from .splits import fold_assignment, is_holdout, save_split, split_indices
 from .submission import write_submission
 from .tracking import MlflowMetrics, log_fold_metrics, mlflow_run
 from .training import (
@@ -41,15 +49,40 @@ from .training import (
     stage_callbacks,
 )
 
-STAGES = ("stage1", "stage2")
-
 
 class StageResult(NamedTuple):
-    """What a trained stage hands on: its seconds and epochs, and the probability model it
+    """What a trained stage hands on: its record (seconds, epochs), and the probability model it
     exported (built once: a snapshot average is not cheap to assemble twice)."""
 
-    timing: dict
+    record: StageRecord
     export: keras.Model
+
+
+class Phase(NamedTuple):
+    """Epochs [first, last) of a stage, with the pretrained encoder frozen or trainable."""
+
+    first: int
+    last: int
+    trainable: bool
+
+
+@dataclasses.dataclass
+class StageFit:
+    """Everything the epochs of one stage share: the model, the stage's name and config, where
+    its files go, its data, and its running record (history, seconds), which grows as epochs
+    end."""
+
+    model: keras.Model
+    name: str
+    config: dict
+    out: RunOutputs
+    batches: AugmentedBatches
+    valid_xy: tuple
+    record: StageRecord
+
+    @property
+    def stage(self) -> dict:
+        return self.config[self.name]
 
 
 def train_fold(
@@ -61,24 +94,24 @@ def train_fold(
     trained again; an interrupted one resumes from its last complete epoch (`restart` discards
     both). Returns the fold's metrics, also written to `models/<run>-metrics.json` and MLflow.
     """
-    data_folder = resolve_data_folder(data_folder)
-    out = FoldOutputs(Path(outputs_folder), run_name(config["name"], config["version"], fold))
+    data_folder, outputs = resolve_data_folder(data_folder), Outputs(Path(outputs_folder))
+    out = outputs.run(fold_run(base_run(config), fold))
     if out.complete() and not restart:
         print(f"{out.run}: already complete ({out.metrics}); nothing to do (--restart retrains)")
         return json.loads(out.metrics.read_text())
     ids_test = test_ids(data_folder)
     data = load_train(data_folder, config["input"]["channels"])
-    cv = config["crossvalidation"]
-    train_idx, valid_idx = split_indices(
-        data.masks, cv["folds"], fold, config["seed"], cv["validation_split"]
-    )
+    split_file = outputs.split_file(out.base, is_holdout(fold, config))
+    assignment = fold_assignment(split_file, data.ids, data.masks, config, fold)
+    train_idx, valid_idx = split_indices(assignment, fold)
     out.prepare()
-    with fold_lock(out.path("models", ".lock"), out.run):
+    save_split(split_file, data.ids, data.masks, assignment)
+    with fold_lock(out.lock, out.run):
         if restart:
             out.start_over()
         elif out.check_resumable(config):
             print(f"{out.run}: resuming the interrupted run (--restart starts over)")
-        save_config(config, out.path("models", "-config.json"))
+        save_config(config, out.config)
         _announce(out, len(train_idx), len(valid_idx), len(ids_test))
         split = (train_idx, valid_idx)
         metrics = _train_and_predict(config, out, data, split, data_folder, ids_test)
@@ -92,8 +125,8 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     keras.utils.set_random_seed(config["seed"])
     model = build_model(config)
     train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
-    with mlflow_run(out.root, run_name(config["name"], config["version"], None), out.run, config):
-        results = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGES}
+    with mlflow_run(out.root, out.base, out.run, config):
+        results = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGE_NAMES}
         trained = [result for result in results.values() if result]
         final = trained[-1].export if trained else with_sigmoid(model)
         prob_model = compile_for_prediction(final)
@@ -106,7 +139,7 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     return metrics
 
 
-def _announce(out: FoldOutputs, n_train: int, n_valid: int, n_test: int) -> None:
+def _announce(out: RunOutputs, n_train: int, n_valid: int, n_test: int) -> None:
     """Say what runs where, once, and warn when TensorBoard logs cannot be written."""
     print(f"{out.run}: {describe_device()}; {n_train} train / {n_valid} validation / {n_test} test")
     if not tensorboard_available():
@@ -127,7 +160,7 @@ def train_stage(
     model: keras.Model,
     stage_name: str,
     config: dict,
-    out: FoldOutputs,
+    out: RunOutputs,
     train_xy: tuple,
     valid_xy: tuple,
 ) -> StageResult | None:
@@ -136,58 +169,64 @@ def train_stage(
     stage = config[stage_name]
     if stage["epochs"] == 0:
         return None
-    resume_path = out.path("models", f"-{stage_name}.resume.npz")
-    saved = load_state(resume_path)
-    if saved and saved[0]["complete"]:
-        restore_variables(resume_path, model.variables, saved[1])
+    saved = load_state(out.resume(stage_name))
+    if saved and saved.record.complete:
+        restore_variables(out.resume(stage_name), model.variables, saved.model)
         print(f"{out.run}: {stage_name}: complete in the interrupted run; restored its best epoch")
-        return StageResult(_timing(saved[0]), stage_export(model, stage_name, config, out))
-    _announce_stage(out, stage_name, stage, saved[0] if saved else None)
+        return StageResult(saved.record, stage_export(model, stage_name, config, out))
+    _announce_stage(out, stage_name, stage, saved.record if saved else None)
     batches = AugmentedBatches(
         *train_xy, stage["batch_size"], config["augmentation"], seed=config["seed"]
     )
-    record = saved[0] if saved else {"history": {}, "seconds": 0.0, "next_epoch": 0}
+    record = saved.record if saved else StageRecord()
+    fit = StageFit(model, stage_name, config, out, batches, valid_xy, record)
     frozen = min(stage.get("epochs_weights_frozen", 0), stage["epochs"])
     for first, last, trainable in ((0, frozen, False), (frozen, stage["epochs"], True)):
-        if record["next_epoch"] < last:
-            phase = (max(first, record["next_epoch"]), last, trainable)
-            _fit_phase(model, stage_name, config, out, (batches, valid_xy), phase, record, saved)
+        if record.next_epoch < last:
+            _fit_phase(fit, Phase(max(first, record.next_epoch), last, trainable), saved)
             saved = None  # restored once, into the first phase that runs
-    best = out.path("models", f"-{stage_name}.best.weights.h5")
-    model.load_weights(best)
-    export = stage_export(model, stage_name, config, out)
-    with atomic_path(out.path("models", f"-{stage_name}.keras")) as tmp:
+    return _finish_stage(fit)
+
+
+def _finish_stage(fit: StageFit) -> StageResult:
+    """Restore the stage's best epoch, export its model, mark its checkpoint complete."""
+    model, name, out = fit.model, fit.name, fit.out
+    model.load_weights(out.best_weights(name))
+    export = stage_export(model, name, fit.config, out)
+    with atomic_path(out.model(name)) as tmp:
         export.save(tmp)
-    save_state(resume_path, model, dict(record, complete=True))
-    best.unlink(missing_ok=True)
-    figures.plot_history(
-        record["history"], f"{out.run} {stage_name}", out.path("figures", f"-{stage_name}.png")
-    )
-    return StageResult(_timing(record), export)
+    fit.record.complete = True
+    save_state(out.resume(name), model, fit.record)
+    out.best_weights(name).unlink(missing_ok=True)
+    figures.plot_history(fit.record.history, f"{out.run} {name}", out.figure(name))
+    return StageResult(fit.record, export)
 
 
-def stage_export(model: keras.Model, stage_name: str, config: dict, out: FoldOutputs):
+def stage_export(model: keras.Model, stage_name: str, config: dict, out: RunOutputs):
     """The probability model a stage exports: its best epoch, or the average of its cosine
     cycles' snapshots (`snapshots.py`) when it ran several."""
     paths = snapshot_paths(_snapshot_path(out, stage_name), config[stage_name])
     return snapshot_ensemble(model, paths) if len(paths) > 1 else with_sigmoid(model)
 
 
-def _snapshot_path(out: FoldOutputs, stage_name: str):
-    return lambda cycle: out.path("models", f"-{stage_name}-snapshot{cycle + 1}.weights.h5")
+def _snapshot_path(out: RunOutputs, stage_name: str):
+    return lambda cycle: out.snapshot(stage_name, cycle)
 
 
-def _snapshot_callbacks(stage_name: str, stage: dict, out: FoldOutputs, record: dict) -> list:
+def _snapshot_callbacks(fit: StageFit) -> list:
     """A `SnapshotCheckpoint` for a cosine stage of several cycles; none otherwise."""
+    stage = fit.stage
     if stage["schedule"] != "cosine" or stage["cycles"] < 2:
         return []
-    scores = record["history"].get(MONITOR, [])
-    path_of = _snapshot_path(out, stage_name)
+    scores = fit.record.history.get(MONITOR, [])
+    path_of = _snapshot_path(fit.out, fit.name)
     return [SnapshotCheckpoint(path_of, cycle_length(stage), scores, monitor=MONITOR)]
 
 
-def _announce_stage(out: FoldOutputs, stage_name: str, stage: dict, resumed: dict | None) -> None:
-    start = f"; resuming at epoch {resumed['next_epoch'] + 1}" if resumed else ""
+def _announce_stage(
+    out: RunOutputs, stage_name: str, stage: dict, resumed: StageRecord | None
+) -> None:
+    start = f"; resuming at epoch {resumed.next_epoch + 1}" if resumed else ""
     cosine = f" in {stage['cycles']} cosine cycle(s)" if stage["schedule"] == "cosine" else ""
     print(
         f"{out.run}: {stage_name}: {stage['epochs']} epochs of {stage['loss']} "
@@ -195,57 +234,65 @@ def _announce_stage(out: FoldOutputs, stage_name: str, stage: dict, resumed: dic
     )
 
 
-def _timing(record: dict) -> dict:
-    return {"seconds": record["seconds"], "epochs": len(record["history"].get("loss", []))}
-
-
-def _fit_phase(model, stage_name, config, out, data, phase, record, saved) -> None:
+def _fit_phase(fit: StageFit, phase: Phase, saved: Checkpoint | None) -> None:
     """Fit epochs [first, last) with the encoder frozen or not, checkpointing every epoch.
 
     `saved` (a resume checkpoint) restores the weights, the RNGs and, within the same phase,
-    the optimizer and the plateau counters; `record` (history, seconds) grows as epochs end.
+    the optimizer and the plateau counters; `fit.record` (history, seconds) grows as epochs end.
     """
-    (first, last, trainable), stage, (batches, valid_xy) = phase, config[stage_name], data
-    set_encoder_trainable(model, trainable)
-    compile_stage(model, stage)
-    resume_path = out.path("models", f"-{stage_name}.resume.npz")
-    restore = dict(saved[0]) if saved else None
-    if saved:
-        same_phase = saved[0].get("trainable") == trainable
-        restore_training(resume_path, model, saved, same_phase)
-        restore["callbacks"] = restore["callbacks"] if same_phase else {}
-    record["trainable"] = trainable
-    scores = record["history"].get(MONITOR)
-    callbacks = stage_callbacks(
-        stage,
-        out.path("models", f"-{stage_name}.best.weights.h5"),
-        out.path("figures", f"-{stage_name}-log.csv"),
-        out.path("tb_logs", f"-{stage_name}") if tensorboard_available() else None,
-        [MlflowMetrics(stage_name), *_snapshot_callbacks(stage_name, stage, out, record)],
-        best_so_far=max(scores) if scores else None,
-        append_log=bool(record["history"]),
-    )
-    resume = ResumeCheckpoint(resume_path, record, batches, callbacks, restore)
+    set_encoder_trainable(fit.model, phase.trainable)
+    compile_stage(fit.model, fit.stage)
+    restore = _restore(fit, phase, saved)
+    fit.record.trainable = phase.trainable
+    callbacks = _phase_callbacks(fit)
+    resume = ResumeCheckpoint(fit.out.resume(fit.name), fit.record, fit.batches, callbacks, restore)
     guard = StopOnNonFinite(resume)
-    model.fit(
-        batches,
-        validation_data=valid_xy,
-        epochs=last,
-        initial_epoch=first,
+    fit.model.fit(
+        fit.batches,
+        validation_data=fit.valid_xy,
+        epochs=phase.last,
+        initial_epoch=phase.first,
         shuffle=False,  # the batches shuffle themselves, reproducibly; Keras would use `random`
         callbacks=[*callbacks, guard, resume],
-        validation_batch_size=config["predict"]["batch_size"],
+        validation_batch_size=fit.config["predict"]["batch_size"],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if guard.bad_epoch is not None:
         raise UserError(
-            f"{out.run}: {stage_name}: the training loss became {guard.bad_loss} in epoch "
+            f"{fit.out.run}: {fit.name}: the training loss became {guard.bad_loss} in epoch "
             f"{guard.bad_epoch}; stopped. The last good epoch's checkpoint is kept "
-            f"({resume_path.name}): lower {stage_name}.learning_rate and rerun with --restart"
+            f"({fit.out.resume(fit.name).name}): lower {fit.name}.learning_rate and rerun "
+            "with --restart"
         )
 
 
-def evaluate(prob_model: keras.Model, config: dict, out: FoldOutputs, data, valid_idx) -> dict:
+def _restore(fit: StageFit, phase: Phase, saved: Checkpoint | None) -> StageRecord | None:
+    """Put a resume checkpoint's variables back; return the record whose counters and
+    augmentation epoch `ResumeCheckpoint` restores (counters only within the same phase)."""
+    if not saved:
+        return None
+    same_phase = saved.record.trainable == phase.trainable
+    restore_training(fit.out.resume(fit.name), fit.model, saved, same_phase)
+    callbacks = saved.record.callbacks if same_phase else {}
+    return dataclasses.replace(saved.record, callbacks=callbacks)
+
+
+def _phase_callbacks(fit: StageFit) -> list:
+    """The stage's callbacks, carrying its best score and CSV log across phases and resumes."""
+    scores = fit.record.history.get(MONITOR)
+    out, name = fit.out, fit.name
+    return stage_callbacks(
+        fit.stage,
+        out.best_weights(name),
+        out.history_log(name),
+        out.tb_logs(name) if tensorboard_available() else None,
+        [MlflowMetrics(name), *_snapshot_callbacks(fit)],
+        best_so_far=max(scores) if scores else None,
+        append_log=bool(fit.record.history),
+    )
+
+
+def evaluate(prob_model: keras.Model, config: dict, out: RunOutputs, data, valid_idx) -> dict:
     """Score the fold's validation set with TTA; choose the threshold; save figures, predictions."""
     started = time.perf_counter()
     probs = predict_probs(prob_model, data.images[valid_idx], config)
@@ -254,13 +301,13 @@ def evaluate(prob_model: keras.Model, config: dict, out: FoldOutputs, data, vali
     lo, hi, n = config["predict"]["thresholds"]
     threshold, best, scores = threshold_search(truth, probs, np.linspace(lo, hi, n))
     figures.plot_threshold(
-        np.linspace(lo, hi, n), scores, threshold, out.run, out.path("figures", "-threshold.png")
+        np.linspace(lo, hi, n), scores, threshold, out.run, out.figure("threshold")
     )
     figures.plot_predictions(
-        data.images[valid_idx], truth, probs, threshold, out.path("figures", "-validation.png")
+        data.images[valid_idx], truth, probs, threshold, out.figure("validation")
     )
     save_predictions(
-        out.path("predictions", "-valid.npz"),
+        out.predictions("valid"),
         data.ids[valid_idx],
         probs,
         prediction_meta(config, out.run, "valid", threshold),
@@ -284,7 +331,7 @@ def evaluate(prob_model: keras.Model, config: dict, out: FoldOutputs, data, vali
 def predict_test(
     prob_model: keras.Model,
     config: dict,
-    out: FoldOutputs,
+    out: RunOutputs,
     data_folder: Path,
     ids: np.ndarray,
     threshold: float,
@@ -301,12 +348,12 @@ def predict_test(
         done += len(chunk_ids)
     seconds = time.perf_counter() - started
     save_predictions(
-        out.path("predictions", "-test.npz"),
+        out.predictions("test"),
         ids,
         probs,
         prediction_meta(config, out.run, "test", threshold),
     )
-    submission = out.path("submissions", "-submission.csv")
+    submission = out.submission
     write_submission(submission, ids, probs > threshold)
     print(
         f"{out.run}: wrote {submission} ({len(ids)} test images, {len(ids) / seconds:.0f} img/s "
@@ -320,10 +367,8 @@ def _throughput(results: dict, n_train: int) -> dict:
     metrics = {}
     for stage, result in results.items():
         if result:
-            timing = result.timing
-            metrics[f"{stage}_seconds"] = timing["seconds"]
-            metrics[f"{stage}_epochs"] = timing["epochs"]
-            metrics[f"{stage}_train_images_per_second"] = (
-                n_train * timing["epochs"] / timing["seconds"]
-            )
+            record = result.record
+            metrics[f"{stage}_seconds"] = record.seconds
+            metrics[f"{stage}_epochs"] = record.epochs
+            metrics[f"{stage}_train_images_per_second"] = n_train * record.epochs / record.seconds
     return metrics

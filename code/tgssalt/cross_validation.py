@@ -1,15 +1,15 @@
 """Every cross-validation fold of a config, then their ensemble: what `run_folds.py` runs.
 
-A fold is complete when its metrics JSON and test predictions exist (`fold.train_fold` writes
-them last), so an interrupted run trains only the missing folds, each resuming from its last
-complete epoch. With one GPU or
-none the folds train one after another in this process; with several visible GPUs each fold runs
-as a `train_fold.py` process pinned to one GPU (`CUDA_VISIBLE_DEVICES`), one fold per GPU at a
-time, its output in `logs/<run>.log`. The ensemble runs once every fold is complete.
+A fold is complete when its metrics JSON and test predictions exist (`fold_training.train_fold`
+writes them last), so an interrupted run trains only the missing folds, each resuming from its
+last complete epoch. With one GPU or none the folds train one after another in this process; with
+several visible GPUs each fold runs as a `train_fold.py` process pinned to one GPU
+(`CUDA_VISIBLE_DEVICES`), one fold per GPU at a time, its output in `logs/<run>.log`. The first
+fold to start writes the config's split file (`splits.py`), which every other fold reads. The
+ensemble runs once every fold is complete.
 """
 
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import config_difference, load_config
+from .config import load_config
 from .errors import UserError
-from .fold_outputs import fold_complete
-from .paths import run_name
+from .layout import Outputs, base_run, fold_run
 
 TRAIN_FOLD = Path(__file__).resolve().parents[1] / "train_fold.py"
 
@@ -30,18 +29,15 @@ def missing_folds(config: dict, outputs_folder: Path) -> list[int]:
     predictions would be mixed with the new config's (change `version` to start a new run)."""
     missing = []
     for fold in range(config["crossvalidation"]["folds"]):
-        run = run_name(config["name"], config["version"], fold)
-        if not fold_complete(outputs_folder, run):
+        run = Outputs(Path(outputs_folder)).run(fold_run(base_run(config), fold))
+        if not run.complete():
             missing.append(fold)
             continue
-        saved = Path(outputs_folder) / "models" / f"{run}-config.json"
-        if not saved.is_file():
-            continue
-        key = config_difference(json.loads(saved.read_text()), json.loads(json.dumps(config)))
+        key = run.config_mismatch(config)
         if key is not None:
             raise UserError(
-                f"{saved}: fold {fold} was trained with a different config ({key}); bump "
-                f"'version' to start a new run, or delete {run}'s outputs to retrain it"
+                f"{run.config}: fold {fold} was trained with a different config ({key}); bump "
+                f"'version' to start a new run, or delete {run.run}'s outputs to retrain it"
             )
     return missing
 
@@ -72,7 +68,7 @@ def run_folds(
 ) -> dict:
     """Train the config's missing folds (of `only`, if given), then ensemble them."""
     config = load_config(config_file)
-    base = run_name(config["name"], config["version"], None)
+    base = base_run(config)
     total = config["crossvalidation"]["folds"]
     if only is not None and only[-1] >= total:
         raise UserError(f"--folds {only[-1]} is out of range: the config has {total} folds")
@@ -92,10 +88,10 @@ def train_sequential(config: dict, folds: list[int], data_folder: Path, outputs_
     """Train `folds` one after another in this process, freeing each fold's model after it."""
     import keras
 
-    from . import fold
+    from . import fold_training
 
     for k in folds:
-        fold.train_fold(config, k, data_folder, outputs_folder)
+        fold_training.train_fold(config, k, data_folder, outputs_folder)
         keras.backend.clear_session()
 
 
@@ -133,9 +129,9 @@ def train_parallel(
     from .tracking import prepare_experiment
 
     prepare_experiment(Path(outputs_folder), base)
-    logs = Path(outputs_folder) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    start = functools.partial(_start, popen, config_file, data_folder, outputs_folder, logs, base)
+    outputs = Outputs(Path(outputs_folder))
+    (outputs.root / "logs").mkdir(parents=True, exist_ok=True)
+    start = functools.partial(_start, popen, config_file, data_folder, outputs, base)
     pending, running, failed = list(folds), {}, []
     while pending or running:
         for gpu in [g for g in gpus if g not in running][: len(pending)]:
@@ -144,35 +140,34 @@ def train_parallel(
         for gpu, (fold, process) in list(running.items()):
             if process.poll() is not None:
                 del running[gpu]
-                _report(base, fold, gpu, process.returncode, logs, failed)
+                _report(outputs, fold_run(base, fold), gpu, process.returncode, failed)
         if running:
             time.sleep(poll_seconds)
     if failed:
         raise UserError(f"{base}: fold(s) failed: {'; '.join(failed)}")
 
 
-def _start(popen, config_file, data_folder, outputs_folder, logs, base, fold, gpu):
+def _start(popen, config_file, data_folder, outputs: Outputs, base, fold, gpu):
     """Start one fold's process on one GPU, its output going to its log file."""
-    run = run_name(base, None, fold)
-    log = logs / f"{run}.log"
+    run = fold_run(base, fold)
+    log = outputs.child_log(run)
     print(f"{run}: training on GPU {gpu}, log {log}")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     with open(log, "w") as handle:
         return popen(
-            fold_command(config_file, fold, data_folder, outputs_folder),
+            fold_command(config_file, fold, data_folder, outputs.root),
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
         )
 
 
-def _report(base: str, fold: int, gpu: str, returncode: int, logs: Path, failed: list) -> None:
+def _report(outputs: Outputs, run: str, gpu: str, returncode: int, failed: list) -> None:
     """Say how a fold's process ended; remember it when it failed."""
-    run = run_name(base, None, fold)
     if returncode == 0:
         print(f"{run}: done (GPU {gpu})")
         return
-    log = logs / f"{run}.log"
+    log = outputs.child_log(run)
     lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
     last = lines[-1] if lines else "no output"
     print(f"{run}: failed with exit status {returncode} (GPU {gpu}): {last}", file=sys.stderr)

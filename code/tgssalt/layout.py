@@ -1,0 +1,264 @@
+"""The run layout: the one place that forms and parses run names and artifact paths.
+
+A config's base run is `name % version` (the original's naming). Each cross-validation fold is the
+run `<base>-cvfold<k>`; a single train/validation split is the run `<base>` itself; the fold
+ensemble is `<base>-ensemble`. Every artifact of a run lives in one subfolder of the outputs
+folder, named after the run:
+
+    folds/<base>.csv                      the cross-validation split (`splits.py`), written once
+    folds/<base>-holdout.csv              the single split of a run without --cv-currentfold
+    models/<run>-<stage>.keras            the probability model each stage exports
+    models/<run>-<stage>.resume.npz       resume checkpoint (until the run is complete)
+    models/<run>-<stage>.best.weights.h5  best epoch so far; `-<stage>-snapshot<c>.weights.h5`
+    models/<run>-config.json, -metrics.json, .lock
+    models/<base>-ensemble.json           the ensemble's threshold, min_area and scores
+    predictions/<run>-valid.npz, -test.npz
+    figures/<run>-*.png, -<stage>-log.csv; tb_logs/<run>-<stage>/
+    submissions/<run>-submission.csv; logs/<run>.log (a fold trained as a child process)
+"""
+
+import glob
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import config_difference
+from .errors import UserError
+
+# The training stages, in order: the names of their config sections and artifacts.
+STAGE_NAMES = ("stage1", "stage2")
+OUTPUT_SUBFOLDERS = ("models", "figures", "tb_logs", "predictions", "submissions")
+FOLD_SUFFIX = "-cvfold"
+ENSEMBLE_SUFFIX = "-ensemble"
+_FOLD_RUN = re.compile(rf"^(?P<base>.+){FOLD_SUFFIX}(?P<fold>\d+)$")
+
+
+def run_name(name: str, version: object, fold: int | None = None) -> str:
+    """The original's run name: `name % version`, plus `-cvfold<k>` for CV fold `k`."""
+    return fold_run(name % version if "%" in name else name, fold)
+
+
+def base_run(config: dict) -> str:
+    """A config's base run name, `name % version`: its folds, split and ensemble hang off it."""
+    return run_name(config["name"], config["version"])
+
+
+def fold_run(base: str, fold: int | None) -> str:
+    """Fold `fold`'s run of base run `base`; `base` itself for a single split (`fold` None)."""
+    return base if fold is None else f"{base}{FOLD_SUFFIX}{fold}"
+
+
+def any_fold_run(base: str) -> str:
+    """How messages name every fold run of `base`: `<base>-cvfold<k>`."""
+    return f"{base}{FOLD_SUFFIX}<k>"
+
+
+def parse_fold_run(run: str) -> tuple[str, int | None]:
+    """(base, fold) of a run name: the inverse of `fold_run` (fold None for a single split)."""
+    match = _FOLD_RUN.match(run)
+    return (match["base"], int(match["fold"])) if match else (run, None)
+
+
+def ensemble_run(base: str) -> str:
+    """The fold ensemble's run name (its MLflow run and the stem of its files)."""
+    return f"{base}{ENSEMBLE_SUFFIX}"
+
+
+def fold_complete(outputs_folder: Path, run: str) -> bool:
+    """A fold is done when both of its last outputs exist (metrics JSON and test predictions)."""
+    return RunOutputs(Path(outputs_folder), run).complete()
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """An outputs folder: where each base run's split, folds and ensemble live."""
+
+    root: Path
+
+    def run(self, run: str) -> "RunOutputs":
+        return RunOutputs(self.root, run)
+
+    def split_file(self, base: str, holdout: bool = False) -> Path:
+        """The split of base run `base`: its CV folds, or (`holdout`) its single split."""
+        return self.root / "folds" / f"{base}{'-holdout' if holdout else ''}.csv"
+
+    def child_log(self, run: str) -> Path:
+        """The log of a fold trained as a child process (`cross_validation.train_parallel`)."""
+        return self.root / "logs" / f"{run}.log"
+
+    def fold_runs(self, base: str) -> dict[int, "RunOutputs"]:
+        """The folds of `base` with test predictions, by fold number."""
+        found = {}
+        pattern = f"{glob.escape(base + FOLD_SUFFIX)}*-test.npz"
+        for path in (self.root / "predictions").glob(pattern):
+            name, fold = parse_fold_run(path.name.removesuffix("-test.npz"))
+            if name == base and fold is not None:
+                found[fold] = self.run(fold_run(base, fold))
+        return dict(sorted(found.items()))
+
+    def fold_models(self, base: str) -> list["RunOutputs"]:
+        """The folds of `base` with an exported model, by fold number."""
+        folds = set()
+        pattern = f"{glob.escape(base + FOLD_SUFFIX)}*-stage?.keras"
+        for path in (self.root / "models").glob(pattern):
+            name, fold = parse_fold_run(path.name.rsplit("-", 1)[0])
+            if name == base and fold is not None:
+                folds.add(fold)
+        return [self.run(fold_run(base, fold)) for fold in sorted(folds)]
+
+    def ensemble(self, base: str) -> "EnsembleOutputs":
+        run = ensemble_run(base)
+        return EnsembleOutputs(
+            submission=self.root / "submissions" / f"{run}-submission.csv",
+            summary=self.root / "models" / f"{run}.json",
+            figure=self.root / "figures" / f"{run}-threshold.png",
+        )
+
+
+@dataclass(frozen=True)
+class EnsembleOutputs:
+    """What the ensemble of a base run writes."""
+
+    submission: Path
+    summary: Path
+    figure: Path
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """The artifacts of one run (a fold or a single split), and the state they are in:
+    complete, resumable or fresh."""
+
+    root: Path
+    run: str
+    models_folder: Path | None = None  # set for a model file outside an outputs folder
+
+    @classmethod
+    def of_model(cls, path: Path) -> "RunOutputs":
+        """The run of a model file `<run>-<stage>.keras`, its config and metrics beside it."""
+        stem = Path(path).name.removesuffix(".keras")
+        for stage in STAGE_NAMES:
+            stem = stem.removesuffix(f"-{stage}")
+        return cls(Path(path).parent.parent, stem, Path(path).parent)
+
+    def _file(self, kind: str, suffix: str) -> Path:
+        folder = self.models_folder if kind == "models" and self.models_folder else self.root / kind
+        return folder / f"{self.run}{suffix}"
+
+    @property
+    def base(self) -> str:
+        return parse_fold_run(self.run)[0]
+
+    @property
+    def fold(self) -> int | None:
+        return parse_fold_run(self.run)[1]
+
+    @property
+    def metrics(self) -> Path:
+        return self._file("models", "-metrics.json")
+
+    @property
+    def config(self) -> Path:
+        return self._file("models", "-config.json")
+
+    @property
+    def lock(self) -> Path:
+        return self._file("models", ".lock")
+
+    def predictions(self, split: str) -> Path:
+        """`split` "valid" or "test"."""
+        return self._file("predictions", f"-{split}.npz")
+
+    @property
+    def submission(self) -> Path:
+        return self._file("submissions", "-submission.csv")
+
+    def figure(self, what: str) -> Path:
+        """A figure: "threshold", "validation" or a stage name (its history)."""
+        return self._file("figures", f"-{what}.png")
+
+    def history_log(self, stage: str) -> Path:
+        return self._file("figures", f"-{stage}-log.csv")
+
+    def tb_logs(self, stage: str) -> Path:
+        return self._file("tb_logs", f"-{stage}")
+
+    def model(self, stage: str) -> Path:
+        return self._file("models", f"-{stage}.keras")
+
+    def resume(self, stage: str) -> Path:
+        return self._file("models", f"-{stage}.resume.npz")
+
+    def best_weights(self, stage: str) -> Path:
+        return self._file("models", f"-{stage}.best.weights.h5")
+
+    def snapshot(self, stage: str, cycle: int) -> Path:
+        """The weights of cosine cycle `cycle` (0-based) of `stage`."""
+        return self._file("models", f"-{stage}-snapshot{cycle + 1}.weights.h5")
+
+    def latest_model(self) -> Path | None:
+        """The last stage's exported model present (stage 2, else stage 1), or None."""
+        for stage in reversed(STAGE_NAMES):
+            if self.model(stage).is_file():
+                return self.model(stage)
+        return None
+
+    def complete(self) -> bool:
+        return self.metrics.is_file() and self.predictions("test").is_file()
+
+    def resume_files(self) -> list[Path]:
+        """The per-stage resume checkpoints, best-epoch and snapshot weights a run leaves
+        until it is complete (the exported `.keras` files hold what is kept)."""
+        models = self.root / "models"
+        run = glob.escape(self.run)
+        patterns = (
+            f"{run}-stage*.resume.npz",
+            f"{run}-stage*.best.weights.h5",
+            f"{run}-stage*-snapshot*.weights.h5",
+        )
+        return sorted(p for pattern in patterns for p in models.glob(pattern))
+
+    def prepare(self) -> None:
+        """Create the output folders, failing clearly when the outputs folder is not writable."""
+        try:
+            for sub in OUTPUT_SUBFOLDERS:
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / "models" / f".{self.run}.write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(
+                f"{self.root}: outputs folder is not writable ({exc.strerror})"
+            ) from None
+
+    def config_mismatch(self, config: dict) -> str | None:
+        """How `config` differs from the one this run saved (`key: old -> new`); None when it
+        does not, or when no config was saved."""
+        if not self.config.is_file():
+            return None
+        current = json.loads(json.dumps(config))  # tuples -> lists, as saved
+        return config_difference(json.loads(self.config.read_text()), current)
+
+    def start_over(self) -> None:
+        """For --restart: forget the finished marker and every resume checkpoint."""
+        for path in [self.metrics, *self.resume_files()]:
+            path.unlink(missing_ok=True)
+
+    def check_resumable(self, config: dict) -> bool:
+        """True when a previous run left checkpoints to resume from; an error when they were
+        made with another config (resuming would mix two experiments)."""
+        if not self.resume_files():
+            return False
+        difference = self.config_mismatch(config)
+        if difference is not None:
+            raise UserError(
+                f"{self.config}: an interrupted run of {self.run} used another config "
+                f"({difference}); rerun with --restart to discard its checkpoints"
+            )
+        return True
+
+    def clear_resume(self) -> None:
+        """Delete resume checkpoints once the run is complete (they are large)."""
+        for path in self.resume_files():
+            path.unlink(missing_ok=True)
