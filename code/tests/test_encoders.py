@@ -15,7 +15,8 @@ import pytest
 from tgssalt.config import resolve_config
 from tgssalt.errors import UserError
 from tgssalt.losses import bce
-from tgssalt.models import BACKBONES, DECODERS, build_model, segmentation, with_sigmoid
+from tgssalt.models import BACKBONES, DECODERS, build_model, with_sigmoid
+from tgssalt.models.inputs import adapt_input
 from tgssalt.paths import CONFIG_FOLDER
 from tgssalt.training import set_encoder_trainable
 
@@ -78,7 +79,8 @@ def test_unusual_backbones_at_101px(backbone):
 def test_preprocessing_matches_keras_applications(backbone, mode, pixel_max):
     """The in-model preprocessing equals keras.applications' `preprocess_input` on RGB input."""
     inputs = keras.Input((5, 5, 3))
-    model = keras.Model(inputs, segmentation._to_encoder_input(inputs, backbone, pixel_max))
+    preprocess = BACKBONES[backbone].preprocess
+    model = keras.Model(inputs, adapt_input(inputs, False, preprocess, pixel_max))
     rgb = np.random.default_rng(0).random((2, 5, 5, 3)).astype("float32")
     want = keras.applications.imagenet_utils.preprocess_input(rgb * 255.0, mode=mode)
     got = model.predict(rgb * (pixel_max / 1.0), verbose=0)
@@ -87,7 +89,7 @@ def test_preprocessing_matches_keras_applications(backbone, mode, pixel_max):
 
 def test_grayscale_is_replicated_to_three_channels():
     inputs = keras.Input((5, 5, 1))
-    model = keras.Model(inputs, segmentation._to_encoder_input(inputs, "resnet34", 1.0))
+    model = keras.Model(inputs, adapt_input(inputs, False, BACKBONES["resnet34"].preprocess))
     out = model.predict(np.full((1, 5, 5, 1), 0.5, "float32"), verbose=0)
     want = keras.applications.imagenet_utils.preprocess_input(
         np.full((1, 5, 5, 3), 127.5), mode="torch"
@@ -235,8 +237,11 @@ def test_frozen_encoder_stays_fixed_while_decoder_trains():
 
 
 def test_saved_model_loads_with_plain_keras(tmp_path):
-    """With the frozen RGB-to-BGR layer of caffe-style ResNet50 and scSE blocks."""
-    model = build_model(config("resnet50", "FPN", size=64, scse=True, input={"channels": 3}))
+    """With the frozen RGB-to-BGR layer of caffe-style ResNet50, scSE blocks, a hypercolumn and
+    the packed deep-supervision heads behind the gate."""
+    options = {"scse": True, "hypercolumn": True, "deep_supervision": True}
+    model = build_model(config("resnet50", "FPN", size=64, input={"channels": 3}, **options))
+    assert model.output.shape[-1] == 1 + 4 + 1  # mask, FPN's four pyramid heads, empty head
     path = tmp_path / "fpn.keras"
     with_sigmoid(model).save(path)
     x = np.random.default_rng(1).random((2, 64, 64, 3)).astype("float32")

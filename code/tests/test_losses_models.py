@@ -1,4 +1,5 @@
-"""Losses against numpy references, model shapes, and both under TensorFlow and JAX."""
+"""Losses against numpy references, model shapes of both families, the model keys a config may
+not set, and losses and models under TensorFlow and JAX."""
 
 import json
 import os
@@ -9,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tgssalt import losses
-from tgssalt.config import resolve_config
+from tgssalt.config import resolve_config, save_config
+from tgssalt.errors import UserError
 from tgssalt.models import build_model, with_sigmoid
+from tgssalt.paths import CONFIG_FOLDER
 
 CODE = Path(__file__).resolve().parents[1]
 
@@ -72,6 +75,64 @@ def test_model_output_matches_input_size(size):
     assert model.predict(x, verbose=0).shape == (2, size, size, 1)
     probs = with_sigmoid(model).predict(x, verbose=0)
     assert ((probs >= 0) & (probs <= 1)).all()
+
+
+SCRATCH = {"model": {"start_filters": 4, "depth": 3}}
+ON_BACKBONE = {
+    "model": {"start_filters": 4},
+    "encoder": {"type": "Unet", "backbone": "resnet34", "weights": None},
+}
+
+
+@pytest.mark.parametrize(
+    ("user", "levels"), [(SCRATCH, 2), (ON_BACKBONE, 4)], ids=["unet_resnet", "resnet34"]
+)
+@pytest.mark.parametrize("deep", [False, True])
+def test_both_families_one_factory(user, levels, deep):
+    """The same assembly for both families: logits (H, W, 1), or the mask, one head per
+    coarser decoder level (depth 3: 2; the five-step U-Net decoder: 4) and the empty head."""
+    user = {**user, "input": {"size": 45}, "model": {**user["model"], "deep_supervision": deep}}
+    model = build_model(resolve_config(user))
+    x = np.random.default_rng(0).random((2, 45, 45, 1)).astype("float32")
+    logits = model.predict(x, verbose=0)
+    assert logits.shape == (2, 45, 45, 2 + levels if deep else 1)
+    assert model.output.dtype == "float32" and model.layers[-1].name == "logits"
+    probs = with_sigmoid(model).predict(x, verbose=0)
+    assert probs.shape == (2, 45, 45, 1) and ((probs >= 0) & (probs <= 1)).all()
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ({**ON_BACKBONE, "model": {"depth": 5}}, ["'model.depth'", "'encoder'", "depth"]),
+        ({**ON_BACKBONE, "model": {"dropout": 0.2}}, ["'model.dropout'", "no dropout"]),
+        ({**ON_BACKBONE, "model": {"type": "fcn"}}, ["'model.type'", "encoder.type"]),
+        (
+            {"stage1": {"epochs_weights_frozen": 2}},
+            ["'stage1.epochs_weights_frozen'", "unet_resnet"],
+        ),
+        ({"model": {"type": "fcn"}}, ["'model.type'", "unknown name 'fcn'", "unet_resnet"]),
+        ({"encoder": {"backbone": "vgg"}}, ["'encoder.backbone'", "known:", "resnet34"]),
+        ({"encoder": {"backbone": "resnet34", "type": "PSP"}}, ["'encoder.type'", "FPN"]),
+    ],
+)
+def test_keys_that_do_not_apply_are_refused_with_the_reason(user, expected):
+    with pytest.raises(UserError) as info:
+        resolve_config(user)
+    message = str(info.value)
+    assert "\n" not in message
+    for part in expected:
+        assert part in message
+
+
+def test_only_keys_the_user_set_are_refused(tmp_path):
+    """Defaults are in every merged config; a saved, resolved encoder config (every key at its
+    default or the user's value) loads back; the original's encoder configs load as written."""
+    config = resolve_config(ON_BACKBONE)  # model.depth, dropout, type: defaults, not refused
+    save_config(config, tmp_path / "saved.json")
+    assert resolve_config(json.loads((tmp_path / "saved.json").read_text())) == config
+    for path in sorted(CONFIG_FOLDER.rglob("unet-pretrained-encoder-*.json")):
+        assert resolve_config(json.loads(path.read_text()))["stage1"]["epochs_weights_frozen"] > 0
 
 
 def test_original_model_size():

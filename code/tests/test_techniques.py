@@ -17,7 +17,7 @@ from tgssalt.config import resolve_config
 from tgssalt.errors import UserError
 from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
-from tgssalt.models import build_model, with_sigmoid
+from tgssalt.models import build_model, heads, with_sigmoid
 from tgssalt.models.layers import CoordChannels, GatedSaltProbability
 from tgssalt.paths import CONFIG_FOLDER
 from tgssalt.resume import load_state
@@ -46,6 +46,33 @@ def packed(mask_logit: float, level_logit: float, empty_logit: float, size=4) ->
     """One image's packed logits: mask, two level heads, the empty head."""
     values = [mask_logit, level_logit, level_logit, empty_logit]
     return np.broadcast_to(np.array(values, "float32"), (1, size, size, 4)).copy()
+
+
+def test_heads_pack_and_unpack_round_trip():
+    """`heads.pack` builds the packed output, `heads.unpack` gives back its parts."""
+    rng = np.random.default_rng(0)
+    mask = rng.normal(size=(2, 5, 5, 1)).astype("float32")
+    levels = [rng.normal(size=(2, 5, 5, 1)).astype("float32") for _ in range(3)]
+    empty = np.array([[1.5], [-2.0]], "float32")
+    packed_logits = heads.pack(mask, levels, empty)
+    assert packed_logits.shape == (2, 5, 5, 1 + 3 + 1) and heads.is_packed_tensor(packed_logits)
+    got_mask, got_levels, got_empty = heads.unpack(packed_logits)
+    np.testing.assert_array_equal(numpy(got_mask), mask)
+    assert len(got_levels) == 3
+    for got, want in zip(got_levels, levels, strict=True):
+        np.testing.assert_array_equal(numpy(got), want)
+    np.testing.assert_allclose(numpy(got_empty), empty)
+    assert not heads.is_packed_tensor(mask)
+
+
+def test_has_salt_is_one_definition_for_truth_and_empty_head():
+    """Any value above 0.5: a salt pixel of a true mask, or the empty head's probability."""
+    truth = np.zeros((3, 4, 4, 1), "float32")
+    truth[1, 2, 3] = 1.0
+    truth[2] = 0.5  # not above one half: no salt
+    np.testing.assert_array_equal(numpy(heads.has_salt(truth)), [0.0, 1.0, 0.0])
+    empty_probability = np.array([[0.7], [0.2], [0.5]], "float32")
+    np.testing.assert_array_equal(numpy(heads.has_salt(empty_probability)), [1.0, 0.0, 0.0])
 
 
 def test_gate_empties_images_the_empty_head_calls_empty():

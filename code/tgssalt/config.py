@@ -91,7 +91,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def resolve_config(user: dict[str, Any]) -> dict[str, Any]:
     """Merge a user config over `DEFAULTS` and validate the result (no file involved)."""
     config = _merge(DEFAULTS, user, prefix="")
-    _validate(config)
+    _validate(config, user)
     return config
 
 
@@ -131,8 +131,9 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
 
 
 def _check_encoder(value: Any) -> dict | None:
-    """The original's optional `encoder` object: `type` (default "Unet"), `backbone` (required),
-    `weights` ("imagenet", the default as in `segmentation_models`; null; or a file path).
+    """The original's optional `encoder` object: `type` (default "Unet"; the original's name for
+    the decoder), `backbone` (required), `weights` ("imagenet", the default as in
+    `segmentation_models`; null; or a file path).
     Names are checked against the registries in `models.check_model_config`."""
     if value is None:
         return None
@@ -158,8 +159,9 @@ def _check_encoder(value: Any) -> dict | None:
     return encoder
 
 
-def _validate(config: dict[str, Any]) -> None:
-    """Range and name checks that a type check cannot do."""
+def _validate(config: dict[str, Any], user: dict[str, Any]) -> None:
+    """Range and name checks that a type check cannot do; `user` (the keys as written) lets the
+    model check refuse keys the user set that do not apply to the chosen model."""
     from . import losses, models, training  # registries; imported late to keep this module light
 
     try:
@@ -192,7 +194,7 @@ def _validate(config: dict[str, Any]) -> None:
         "predict.thresholds",
         "must be [low, high, count] with 0 < low <= high < 1 and an int count >= 1",
     )
-    models.check_model_config(config)
+    models.check_model_config(config, user)
 
 
 def _validate_stage(stage: dict, where: str, loss_names: dict, optimizer_names: dict) -> None:

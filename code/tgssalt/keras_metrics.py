@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from .metrics import THRESHOLD_PERCENTS
+from .models import heads
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
@@ -18,8 +19,8 @@ def competition_score_ops(
 
     `y_true` is a binary mask batch (values > 0.5 are salt); `y_pred` holds probabilities, or
     logits when `from_logits`, and is salt where it exceeds `threshold` (after the sigmoid).
-    A deep-supervised model's packed logits (more than one channel, see `models/heads.py`) are
-    scored as they are predicted: the mask channel, emptied where the empty-mask head says so.
+    A deep-supervised model's packed logits (`models.heads`) are scored as they are predicted:
+    the mask channel, emptied where the empty-mask head says so (`heads.gated_probability`).
     Counts are float32, exact for images up to 2**24 / 100 pixels, as the numpy metric's are.
     """
     y_pred = _salt_probability(y_pred, from_logits)
@@ -35,12 +36,10 @@ def competition_score_ops(
 
 
 def _salt_probability(y_pred, from_logits: bool):
-    """Probabilities from `y_pred`; packed heads become the mask channel, gated by the last."""
-    if len(y_pred.shape) < 4 or y_pred.shape[-1] == 1:
-        return ops.sigmoid(y_pred) if from_logits else y_pred
-    has_salt = ops.mean(y_pred[..., -1:], axis=(1, 2, 3)) > (0.0 if from_logits else 0.5)
-    mask = ops.sigmoid(y_pred[..., :1]) if from_logits else y_pred[..., :1]
-    return mask * ops.cast(has_salt, mask.dtype)[:, None, None, None]
+    """Probabilities from `y_pred`; packed heads become the gated mask (`models.heads`)."""
+    if heads.is_packed_tensor(y_pred):
+        return heads.gated_probability(y_pred, from_logits)
+    return ops.sigmoid(y_pred) if from_logits else y_pred
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")

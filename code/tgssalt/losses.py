@@ -8,18 +8,24 @@ Each returns one value per image; Keras averages over the batch.
 import keras
 from keras import ops
 
+from .models import heads
+
 
 def _flat(x):
     """(N, H, W, 1) -> (N, H*W) float32."""
     return ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1))
 
 
+def bce_with_logits(y, z):
+    """Element-wise binary cross-entropy of labels `y` and logits `z`, in the overflow-free form
+    max(z, 0) - z y + log(1 + exp(-|z|)); every loss here that needs it uses this one."""
+    return ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
+
+
 @keras.saving.register_keras_serializable(package="tgssalt")
 def bce(y_true, logits):
     """Binary cross-entropy on logits, mean over pixels."""
-    y, z = _flat(y_true), _flat(logits)
-    per_pixel = ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
-    return ops.mean(per_pixel, axis=1)
+    return ops.mean(bce_with_logits(_flat(y_true), _flat(logits)), axis=1)
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
@@ -27,7 +33,7 @@ def focal(y_true, logits, gamma=2.0, alpha=0.25):
     """Focal loss (Lin et al. 2017) on logits, mean over pixels (the original summed)."""
     y, z = _flat(y_true), _flat(logits)
     p = ops.sigmoid(z)
-    ce = ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
+    ce = bce_with_logits(y, z)
     p_t = y * p + (1 - y) * (1 - p)
     alpha_t = y * alpha + (1 - y) * (1 - alpha)
     return ops.mean(alpha_t * (1 - p_t) ** gamma * ce, axis=1)
@@ -83,26 +89,21 @@ LEVEL_WEIGHT = 0.1
 EMPTY_WEIGHT = 0.1
 
 
-def _bce_per_image(y, z):
-    """Binary cross-entropy of one logit per image: (N,) labels and logits -> (N,)."""
-    return ops.relu(z) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
-
-
 def deep_supervised(loss):
-    """`loss` extended to a deep-supervised model's packed logits (see `models/heads.py`).
+    """`loss` extended to a deep-supervised model's packed logits (`models.heads.unpack`).
 
-    The final mask (channel 0) gets `loss` on every image; each decoder level's head gets it only
-    on images with salt (a mask loss on an empty image teaches the heads nothing about shape,
-    and the empty head decides those); the empty head gets cross-entropy on "has salt".
+    The final mask gets `loss` on every image; each decoder level's head gets it only on images
+    with salt (a mask loss on an empty image teaches the heads nothing about shape, and the
+    empty head decides those); the empty head gets cross-entropy on "has salt".
     """
 
     def packed_loss(y_true, packed):
-        has_salt = ops.cast(ops.max(_flat(y_true), axis=1) > 0.5, "float32")
-        total = loss(y_true, packed[..., :1])
-        for k in range(1, packed.shape[-1] - 1):
-            total = total + LEVEL_WEIGHT * has_salt * loss(y_true, packed[..., k : k + 1])
-        empty_logit = ops.mean(_flat(packed[..., -1:]), axis=1)
-        return total + EMPTY_WEIGHT * _bce_per_image(has_salt, empty_logit)
+        mask, levels, empty_logit = heads.unpack(packed)
+        has_salt = heads.has_salt(y_true)
+        total = loss(y_true, mask)
+        for level in levels:
+            total = total + LEVEL_WEIGHT * has_salt * loss(y_true, level)
+        return total + EMPTY_WEIGHT * bce_with_logits(has_salt, empty_logit[:, 0])
 
     packed_loss.__name__ = f"deep_supervised_{loss.__name__}"
     return packed_loss

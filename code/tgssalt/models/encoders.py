@@ -1,4 +1,5 @@
 """Backbone registry: `BACKBONES` maps `encoder.backbone` to how to build it; one entry each.
+(The from-scratch U-Net's encoder, which has no ImageNet weights, is `residual.encode`.)
 
 An entry names the builder, the skip-connection layers at strides 2, 4, 8 and 16 (a layer name, a
 layer index where Keras only gives automatic names, or None where the backbone has no feature
@@ -16,10 +17,8 @@ from keras import applications as apps
 
 from ..errors import UserError
 from . import resnets
+from .blocks import BN_MOMENTUM
 
-# Keras' default 0.99 moves the batch-norm statistics too slowly for the few hundred steps of a
-# small fold (see unet_resnet.py); 0.9 is also PyTorch's default, under which timm's were trained.
-BN_MOMENTUM = 0.9
 TIMM_HUB = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
 
 
@@ -118,9 +117,7 @@ PREPROCESSING = {
 }
 
 
-def padded_size(name: str, size: int) -> int:
-    """The input size the encoder runs at: `size` padded up to a multiple of 32 (its stride)."""
-    return max(-(-size // 32) * 32, BACKBONES[name].min_size)
+STRIDE = 32  # every backbone's total downsampling
 
 
 def build_encoder(name: str, size: int, weights: str | None) -> tuple[keras.Model, tuple]:
@@ -144,7 +141,7 @@ def build_encoder(name: str, size: int, weights: str | None) -> tuple[keras.Mode
     for layer in encoder.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = BN_MOMENTUM
-    return encoder, tuple(s for s, _ in picks) + (32,)
+    return encoder, tuple(s for s, _ in picks) + (STRIDE,)
 
 
 def _weights_kind(name: str, weights: str | None) -> str:

@@ -7,6 +7,8 @@ Everything else in the models is a stock Keras layer.
 import keras
 from keras import layers, ops
 
+from . import heads
+
 
 @keras.saving.register_keras_serializable(package="tgssalt")
 class CoordChannels(layers.Layer):
@@ -34,18 +36,15 @@ class CoordChannels(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tgssalt")
 class GatedSaltProbability(layers.Layer):
-    """Salt probabilities from a deep-supervised model's packed logits (see `heads.py`):
-    the sigmoid of the mask channel, set to 0 on images whose empty-mask head says "no salt"
-    (its logit is below 0, a probability below 0.5).
+    """Salt probabilities from a deep-supervised model's packed logits: the sigmoid of the mask
+    channel, set to 0 on images whose empty-mask head says "no salt" (`heads.gated_probability`).
 
     A per-pixel loss leaves faint false positives on the ~40% of images without salt, each of
     which scores 0; an image-level classifier decides those images better than a pixel threshold.
     """
 
     def call(self, packed):
-        mask = ops.sigmoid(ops.cast(packed[..., :1], "float32"))
-        has_salt = ops.cast(ops.mean(packed[..., -1:], axis=(1, 2), keepdims=True) > 0, "float32")
-        return mask * has_salt
+        return heads.gated_probability(packed)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 1)
