@@ -6,13 +6,12 @@ probabilities made from the true masks plus noise, and on the validation images 
 small false-positive blob that a min-area rule removes.
 """
 
-import copy
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tgssalt.config import DEFAULTS, save_config
+from tgssalt.config import Config, CrossValidationConfig, InputConfig, ModelConfig, save_config
 from tgssalt.layout import Outputs, base_run, fold_run
 from tgssalt.predictions import prediction_meta, save_predictions
 from tgssalt.rle import rle_encode
@@ -71,28 +70,29 @@ def noisy_probs(masks: np.ndarray, seed: int, blob: bool = True) -> np.ndarray:
     return np.clip(probs, 0, 1).astype(np.float16)
 
 
-def config_for(name: str = "fake-%s", version: int = 1, folds: int = 3, size: int = 101) -> dict:
-    """A config as `load_config` resolves it (built from `DEFAULTS` without importing Keras),
-    with a tiny model."""
-    config = copy.deepcopy(DEFAULTS)
-    config.update(name=name, version=version)
-    config["crossvalidation"]["folds"] = folds
-    config["input"]["size"] = size
-    config["model"].update(start_filters=2, depth=2, dropout=0.0)
-    return config
+def config_for(name: str = "fake-%s", version: int = 1, folds: int = 3, size: int = 101) -> Config:
+    """A resolved config with a tiny model, built directly (without importing Keras for the
+    registries' checks)."""
+    return Config(
+        name=name,
+        version=version,
+        crossvalidation=CrossValidationConfig(folds=folds),
+        input=InputConfig(size=size),
+        model=ModelConfig(start_filters=2, depth=2, dropout=0.0),
+    )
 
 
-def fold_meta(config: dict, fold: int, split: str, threshold: float = 0.5) -> dict:
+def fold_meta(config: Config, fold: int, split: str, threshold: float = 0.5) -> dict:
     """The metadata `fold_training.train_fold` stores with a fold's predictions."""
     return prediction_meta(config, fold_run(base_run(config), fold), split, threshold)
 
 
-def write_fold(outputs: Path, config: dict, fold: int, data: dict, seed: int = 0) -> str:
+def write_fold(outputs: Path, config: Config, fold: int, data: dict, seed: int = 0) -> str:
     """Write one fold's outputs as `fold_training.train_fold` names them; return its run name.
     The split puts image `i` in fold `i % folds`."""
     layout = Outputs(outputs)
     out = layout.run(fold_run(base_run(config), fold))
-    n_folds = config["crossvalidation"]["folds"]
+    n_folds = config.crossvalidation.folds
     index = np.arange(len(data["train_ids"]))
     split = layout.split_file(base_run(config))
     save_split(split, data["train_ids"], data["masks"], index % n_folds)

@@ -1,6 +1,7 @@
 """Training configs: shipped files load, defaults fill in, bad input is a one-line error."""
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,10 +23,11 @@ def test_shipped_configs_are_found() -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(CONFIG_FOLDER)))
 def test_shipped_config_loads(path: Path) -> None:
     config = load_config(path)
-    assert set(config) == set(DEFAULTS)
+    assert set(config.to_dict()) == set(DEFAULTS)
     encoder = json.loads(path.read_text()).get("encoder")
-    assert config["encoder"] == encoder  # the original's encoder objects load as written
-    assert run_name(config["name"], config["version"], 0).endswith("-1-cvfold0")
+    written = None if config.encoder is None else config.to_dict()["encoder"]
+    assert written == (encoder and {"type": "Unet", "weights": "imagenet", **encoder})
+    assert run_name(config.name, config.version, 0).endswith("-1-cvfold0")
 
 
 def test_run_name() -> None:
@@ -36,28 +38,30 @@ def test_run_name() -> None:
 
 def test_defaults_fill_missing_optional_keys() -> None:
     config = load_config(CONFIG_FOLDER / "demo.json")
-    assert config["model"]["start_filters"] == 8  # from the file
-    assert config["model"]["type"] == DEFAULTS["model"]["type"]  # nested default kept
-    assert config["crossvalidation"]["validation_split"] == 0.2
-    assert config["stage1"]["learning_rate"] == 0.003
-    assert config["stage1"]["loss"] == DEFAULTS["stage1"]["loss"]
-    assert config["stage2"]["loss"] == "lovasz_hinge"
+    assert config.model.start_filters == 8  # from the file
+    assert config.model.type == DEFAULTS["model"]["type"]  # nested default kept
+    assert config.crossvalidation.validation_split == 0.2
+    assert config.stage1.learning_rate == 0.003
+    assert config.stage1.loss == DEFAULTS["stage1"]["loss"]
+    assert config.stage2.loss == "lovasz_hinge"
     for key in ("seed", "augmentation", "tta", "predict"):
-        assert config[key] == DEFAULTS[key]
+        assert config.to_dict()[key] == DEFAULTS[key]
+    assert "model.start_filters" in config.user_keys and "seed" not in config.user_keys
 
 
 def test_resolve_empty_config_is_defaults_and_leaves_defaults_alone() -> None:
     before = copy.deepcopy(DEFAULTS)
     config = resolve_config({})
-    assert config == DEFAULTS
-    config["stage1"]["epochs"] = 999
+    assert config.to_dict() == DEFAULTS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.stage1.epochs = 999
     assert before == DEFAULTS
 
 
 def test_int_accepted_for_float() -> None:
     config = resolve_config({"stage1": {"learning_rate": 1}})
-    assert config["stage1"]["learning_rate"] == 1.0
-    assert isinstance(config["stage1"]["learning_rate"], float)
+    assert config.stage1.learning_rate == 1.0
+    assert isinstance(config.stage1.learning_rate, float)
 
 
 def test_saved_config_round_trips(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import dataclasses
 import numpy as np
 import pytest
 from fakes import config_for, masks_for
@@ -53,7 +54,7 @@ def test_split_is_written_once_and_read_back(tmp_path: Path) -> None:
     first = fold_assignment(path, IDS, MASKS, config, 1)
     assert sorted(set(first)) == [0, 1, 2]
     save_split(path, IDS, MASKS, first)
-    other_seed = {**config, "seed": 99}
+    other_seed = dataclasses.replace(config, seed=99)
     assert fold_assignment(path, IDS, MASKS, other_seed, 0).tolist() == first.tolist()
     shuffled = np.random.default_rng(0).permutation(len(IDS))
     again = fold_assignment(path, IDS[shuffled], MASKS[shuffled], config, 0)

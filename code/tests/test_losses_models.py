@@ -109,7 +109,12 @@ def test_both_families_one_factory(user, levels, deep):
         ({**ON_BACKBONE, "model": {"type": "fcn"}}, ["'model.type'", "encoder.type"]),
         (
             {"stage1": {"epochs_weights_frozen": 2}},
-            ["'stage1.epochs_weights_frozen'", "unet_resnet"],
+            ["'stage1.epochs_weights_frozen'", "needs an 'encoder'"],
+        ),
+        ({"stage2": {"cycles": 3}}, ["'stage2.cycles'", "'cosine' only"]),
+        (
+            {"stage2": {"schedule": "cosine", "cycles": 2, "reduce_lr_patience": 3}},
+            ["'stage2.reduce_lr_patience'", "'plateau' only"],
         ),
         ({"model": {"type": "fcn"}}, ["'model.type'", "unknown name 'fcn'", "unet_resnet"]),
         ({"encoder": {"backbone": "vgg"}}, ["'encoder.backbone'", "known:", "resnet34"]),
@@ -125,6 +130,11 @@ def test_keys_that_do_not_apply_are_refused_with_the_reason(user, expected):
         assert part in message
 
 
+def test_freezing_the_encoder_applies_to_either_stage():
+    config = resolve_config({**ON_BACKBONE, "stage2": {"epochs_weights_frozen": 1}})
+    assert config.stage2.epochs_weights_frozen == 1
+
+
 def test_only_keys_the_user_set_are_refused(tmp_path):
     """Defaults are in every merged config; a saved, resolved encoder config (every key at its
     default or the user's value) loads back; the original's encoder configs load as written."""
@@ -132,7 +142,7 @@ def test_only_keys_the_user_set_are_refused(tmp_path):
     save_config(config, tmp_path / "saved.json")
     assert resolve_config(json.loads((tmp_path / "saved.json").read_text())) == config
     for path in sorted(CONFIG_FOLDER.rglob("unet-pretrained-encoder-*.json")):
-        assert resolve_config(json.loads(path.read_text()))["stage1"]["epochs_weights_frozen"] > 0
+        assert resolve_config(json.loads(path.read_text())).stage1.epochs_weights_frozen > 0
 
 
 def test_original_model_size():

@@ -4,6 +4,7 @@
 ones: nothing trains.
 """
 
+import dataclasses
 import json
 import os
 import stat
@@ -82,14 +83,16 @@ def test_resumes_with_the_missing_folds_only(setup, monkeypatch):
 def test_refuses_folds_of_a_changed_config(setup):
     config_file, data_folder, outputs, trained, arrays = setup
     config = _config(config_file)
-    changed = {**config, "seed": 1, "stage1": {**config["stage1"], "epochs": 3}}
+    changed = dataclasses.replace(
+        config, seed=1, stage1=dataclasses.replace(config.stage1, epochs=3)
+    )
     write_fold(outputs, changed, 0, arrays)
     with pytest.raises(UserError, match=r"cvfold0-config.json: fold 0 was trained with a differ"):
         rf.run_folds(config_file, data_folder, outputs)
     assert trained == []
-    assert config_difference(changed, config) == "seed: 1 -> 5678"
-    assert config_difference({"stage1": {"epochs": 3}}, config) == "stage1.epochs: 3 -> 20"
-    assert config_difference({"seed": 5678}, config) is None  # keys added later are ignored
+    assert config_difference(changed.to_dict(), config.to_dict()) == "seed: 1 -> 5678"
+    assert config_difference({"stage1": {"epochs": 3}}, config.to_dict()) == "stage1.epochs: 3 -> 20"
+    assert config_difference({"seed": 5678}, config.to_dict()) is None  # keys added later are ignored
 
 
 def test_a_failing_fold_stops_before_the_ensemble(setup, monkeypatch):

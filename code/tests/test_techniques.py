@@ -190,7 +190,7 @@ def test_cosine_cycles_keep_snapshots_and_export_their_average(tmp_path, monkeyp
     model, config, out, x = train_stage1(tmp_path / "whole", "cos-cvfold0", COSINE, None, 0.6)
     state = load_state(out.resume("stage1")).record
     np.testing.assert_allclose(
-        state.history["learning_rate"], [cosine_lr(e, config["stage1"]) for e in range(4)]
+        state.history["learning_rate"], [cosine_lr(e, config.stage1) for e in range(4)]
     )
     snapshots = sorted((tmp_path / "whole" / "models").glob("*snapshot*.weights.h5"))
     assert [p.name for p in snapshots] == [

@@ -1,76 +1,150 @@
-"""Training configs: JSON files merged over `DEFAULTS`, validated in one place.
+"""Training configs: JSON merged over `DEFAULTS`, validated and typed in one place.
 
 The original project's schema (`version`, `name`, `crossvalidation`, `input`, `stage1`, `stage2`,
-`encoder`) loads unchanged; every other key is optional and documented in the README's table.
-A wrong key, type or name fails with a one-line `UserError` naming the file and the key.
+`encoder`) loads unchanged; every other key is optional (docs/configuration.md lists them all).
+`load_config` returns a frozen `Config` of typed sections (`config.input.size`,
+`config.stage("stage1").loss`). A wrong key, type or name, or a key that does not apply to the
+chosen model or schedule, fails with a one-line `UserError` naming the file and the key.
 """
 
 import copy
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
 
-_STAGE = {
-    "epochs": 20,
-    "batch_size": 16,
-    "loss": "bce",
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "early_stopping_patience": 10,
-    "reduce_lr_patience": 4,
-    "reduce_lr_factor": 0.5,
-    "min_lr": 1e-5,
-    "schedule": "plateau",
-    "cycles": 1,
+STAGE_NAMES = ("stage1", "stage2")  # the training stages in order: config sections, artifacts
+SCHEDULES = ("plateau", "cosine")  # ReduceLROnPlateau + EarlyStopping, or cosine cycles
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
+
+
+@dataclass(frozen=True)
+class CrossValidationConfig:
+    folds: int = 4
+    validation_split: float = 0.2
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    size: int = 101
+    channels: int = 1
+    normalize: bool = True
+    coord_channels: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    type: str = "unet_resnet"
+    start_filters: int = 16
+    depth: int = 4
+    dropout: float = 0.5
+    precision: str = "float32"
+    scse: bool = False
+    hypercolumn: bool = False
+    deep_supervision: bool = False
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The original's pretrained-encoder object; its `type` names the decoder (Unet, FPN, ...)."""
+
+    backbone: str
+    type: str = "Unet"
+    weights: str | None = "imagenet"
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    hflip: bool = True
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    epochs: int = 20
+    batch_size: int = 16
+    loss: str = "bce"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    early_stopping_patience: int = 10
+    reduce_lr_patience: int = 4
+    reduce_lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    schedule: str = "plateau"
+    cycles: int = 1
+    epochs_weights_frozen: int = 0
+
+
+def _stage2() -> StageConfig:
+    return StageConfig(
+        epochs=50,
+        loss="lovasz_hinge",
+        learning_rate=5e-4,
+        early_stopping_patience=16,
+        reduce_lr_patience=6,
+    )
+
+
+@dataclass(frozen=True)
+class TtaConfig:
+    hflip: bool = True
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    batch_size: int = 64
+    thresholds: tuple[float, float, int] = (0.2, 0.8, 31)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved training config. `user_keys` are the dotted keys the config file set."""
+
+    version: int = 1
+    name: str = "unet-resnet-%s"
+    seed: int = 5678
+    crossvalidation: CrossValidationConfig = field(default_factory=CrossValidationConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encoder: EncoderConfig | None = None
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=_stage2)
+    tta: TtaConfig = field(default_factory=TtaConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    user_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form saved beside a fold's outputs and logged to MLflow."""
+        data = dataclasses.asdict(self)
+        del data["user_keys"]
+        data["predict"]["thresholds"] = list(data["predict"]["thresholds"])
+        return data
+
+
+_SECTIONS = {
+    "crossvalidation": CrossValidationConfig,
+    "input": InputConfig,
+    "model": ModelConfig,
+    "augmentation": AugmentationConfig,
+    "stage1": StageConfig,
+    "stage2": StageConfig,
+    "tta": TtaConfig,
+    "predict": PredictConfig,
 }
-
-# Learning-rate schedules of a stage: lower on a plateau and stop early (the original's), or
-# cosine cycles with snapshot ensembling (`snapshots.py`).
-SCHEDULES = {"plateau": "ReduceLROnPlateau + EarlyStopping", "cosine": "cosine cycles, snapshots"}
-
-DEFAULTS: dict[str, Any] = {
-    "version": 1,
-    "name": "unet-resnet-%s",
-    "seed": 5678,
-    "crossvalidation": {"folds": 4, "validation_split": 0.2},
-    "input": {"size": 101, "channels": 1, "normalize": True, "coord_channels": False},
-    "model": {
-        "type": "unet_resnet",
-        "start_filters": 16,
-        "depth": 4,
-        "dropout": 0.5,
-        "precision": "float32",
-        "scse": False,
-        "hypercolumn": False,
-        "deep_supervision": False,
-    },
-    "encoder": None,
-    "augmentation": {"hflip": True, "brightness": 0.0, "contrast": 0.0},
-    "stage1": {**_STAGE, "epochs_weights_frozen": 0},
-    "stage2": {
-        **_STAGE,
-        "epochs": 50,
-        "loss": "lovasz_hinge",
-        "learning_rate": 5e-4,
-        "early_stopping_patience": 16,
-        "reduce_lr_patience": 6,
-    },
-    "tta": {"hflip": True},
-    "predict": {"batch_size": 64, "thresholds": [0.2, 0.8, 31]},
-}
-
-# Keras dtype policies. Mixed precision is for GPUs: on this 2-core CPU bfloat16 trained no faster.
-PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bf16 compute", "mixed_float16": "fp16 (GPU)"}
-
-# Keys whose value is a free-form dict (validated elsewhere) or may be null.
-_NULLABLE = {"encoder"}
 _ENCODER_KEYS = {"type", "backbone", "weights"}
+DEFAULTS: dict[str, Any] = Config().to_dict()
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a JSON config, merge it over `DEFAULTS` and validate it."""
+def load_config(path: str | Path) -> Config:
+    """Read a JSON config, merge it over `DEFAULTS`, validate and type it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
@@ -88,11 +162,62 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: {exc}") from None
 
 
-def resolve_config(user: dict[str, Any]) -> dict[str, Any]:
-    """Merge a user config over `DEFAULTS` and validate the result (no file involved)."""
-    config = _merge(DEFAULTS, user, prefix="")
-    _validate(config, user)
+def resolve_config(user: dict[str, Any]) -> Config:
+    """Merge a user config (a dict as in a JSON file) over `DEFAULTS`, validate and type it."""
+    merged = _merge(DEFAULTS, user, prefix="")
+    config = Config(
+        **{k: _section(k, v) for k, v in merged.items()}, user_keys=frozenset(_dotted(user))
+    )
+    _validate(config)
     return config
+
+
+def override(config: Config, changes: dict[str, Any]) -> Config:
+    """`config` with `changes` (a nested dict, as in a config file) applied on top, re-validated;
+    the changed keys count as set by the user."""
+    user = _nested(config.user_keys, config.to_dict())
+    return resolve_config(_deep_update(user, changes))
+
+
+def _section(key: str, value: Any) -> Any:
+    if key == "encoder":
+        return None if value is None else EncoderConfig(**value)
+    if key == "predict":
+        return PredictConfig(**{**value, "thresholds": tuple(value["thresholds"])})
+    return _SECTIONS[key](**value) if key in _SECTIONS else value
+
+
+def _dotted(user: dict, prefix: str = "") -> list[str]:
+    """The dotted keys a user dict sets: {"model": {"depth": 3}} -> ["model.depth"]."""
+    keys = []
+    for key, value in user.items():
+        if isinstance(value, dict) and key != "encoder":
+            keys.extend(_dotted(value, f"{prefix}{key}."))
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _nested(keys: frozenset[str], values: dict) -> dict:
+    """The user dict that sets exactly `keys` to their values in `values` (inverse of _dotted)."""
+    user: dict = {}
+    for key in keys:
+        *sections, last = key.split(".")
+        source, target = values, user
+        for section in sections:
+            source, target = source[section], target.setdefault(section, {})
+        target[last] = source[last]
+    return user
+
+
+def _deep_update(base: dict, changes: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "encoder":
+            merged[key] = _deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _merge(defaults: dict, user: dict, prefix: str) -> dict:
@@ -103,7 +228,7 @@ def _merge(defaults: dict, user: dict, prefix: str) -> dict:
         if key not in defaults:
             raise UserError(f"unknown key '{where}' (valid keys: {', '.join(sorted(defaults))})")
         default = defaults[key]
-        if key in _NULLABLE and prefix == "":
+        if key == "encoder" and prefix == "":
             merged[key] = _check_encoder(value)
         elif isinstance(default, dict):
             if not isinstance(value, dict):
@@ -131,9 +256,8 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
 
 
 def _check_encoder(value: Any) -> dict | None:
-    """The original's optional `encoder` object: `type` (default "Unet"; the original's name for
-    the decoder), `backbone` (required), `weights` ("imagenet", the default as in
-    `segmentation_models`; null; or a file path).
+    """The original's optional `encoder` object: `type` (default "Unet"), `backbone` (required),
+    `weights` ("imagenet", the default as in `segmentation_models`; null; or a file path).
     Names are checked against the registries in `models.check_model_config`."""
     if value is None:
         return None
@@ -159,62 +283,97 @@ def _check_encoder(value: Any) -> dict | None:
     return encoder
 
 
-def _validate(config: dict[str, Any], user: dict[str, Any]) -> None:
-    """Range and name checks that a type check cannot do; `user` (the keys as written) lets the
-    model check refuse keys the user set that do not apply to the chosen model."""
+def _validate(config: Config) -> None:
+    """Range and name checks that a type check cannot do."""
     from . import losses, models, training  # registries; imported late to keep this module light
 
     try:
-        config["name"] % config["version"] if "%" in config["name"] else config["name"]
+        config.name % config.version if "%" in config.name else config.name
     except (TypeError, ValueError):
-        raise UserError(f"key 'name' ({config['name']!r}) must hold at most one %s") from None
-    _require(config["crossvalidation"]["folds"] >= 1, "crossvalidation.folds", "must be >= 1")
-    split = config["crossvalidation"]["validation_split"]
+        raise UserError(f"key 'name' ({config.name!r}) must hold at most one %s") from None
+    _require(config.crossvalidation.folds >= 1, "crossvalidation.folds", "must be >= 1")
+    split = config.crossvalidation.validation_split
     _require(0 < split < 1, "crossvalidation.validation_split", "must be between 0 and 1")
-    _require(config["input"]["size"] >= 32, "input.size", "must be >= 32")
-    _require(config["input"]["channels"] in (1, 3), "input.channels", "must be 1 or 3")
+    _validate_input(config)
+    _require(0 <= config.model.dropout < 1, "model.dropout", "must be in [0, 1)")
+    _require(1 <= config.model.depth <= 6, "model.depth", "must be 1..6")
+    _require(config.model.start_filters >= 1, "model.start_filters", "must be >= 1")
+    _require_name(config.model.precision, "model.precision", PRECISIONS)
+    for name in STAGE_NAMES:
+        _validate_stage(config, name, losses.LOSSES, training.OPTIMIZERS)
+    _require(config.predict.batch_size >= 1, "predict.batch_size", "must be >= 1")
     _require(
-        not (
-            config["input"]["coord_channels"]
-            and config["input"]["channels"] == 3
-            and config["encoder"]
-        ),
-        "input.coord_channels",
-        "needs input.channels 1 with an encoder (image, depth, image x depth fill its 3 channels)",
-    )
-    _require(0 <= config["model"]["dropout"] < 1, "model.dropout", "must be in [0, 1)")
-    _require(1 <= config["model"]["depth"] <= 6, "model.depth", "must be 1..6")
-    _require(config["model"]["start_filters"] >= 1, "model.start_filters", "must be >= 1")
-    _require_name(config["model"]["precision"], "model.precision", PRECISIONS)
-    for stage in ("stage1", "stage2"):
-        _validate_stage(config[stage], stage, losses.LOSSES, training.OPTIMIZERS)
-    _require(config["predict"]["batch_size"] >= 1, "predict.batch_size", "must be >= 1")
-    _require(
-        _thresholds_ok(config["predict"]["thresholds"]),
+        _thresholds_ok(config.predict.thresholds),
         "predict.thresholds",
         "must be [low, high, count] with 0 < low <= high < 1 and an int count >= 1",
     )
-    models.check_model_config(config, user)
+    _refuse_inapplicable(config)
+    models.check_model_config(config)
 
 
-def _validate_stage(stage: dict, where: str, loss_names: dict, optimizer_names: dict) -> None:
-    """Checks for one training stage's keys."""
-    _require(stage["epochs"] >= 0, f"{where}.epochs", "must be >= 0")
-    _require(stage["batch_size"] >= 1, f"{where}.batch_size", "must be >= 1")
-    _require(stage["learning_rate"] > 0, f"{where}.learning_rate", "must be > 0")
-    _require(0 < stage["reduce_lr_factor"] < 1, f"{where}.reduce_lr_factor", "must be in (0, 1)")
-    _require(stage["min_lr"] >= 0, f"{where}.min_lr", "must be >= 0")
-    for key in ("early_stopping_patience", "reduce_lr_patience", "epochs_weights_frozen"):
-        _require(stage.get(key, 0) >= 0, f"{where}.{key}", "must be >= 0")
-    _require_name(stage["schedule"], f"{where}.schedule", SCHEDULES)
+def _validate_input(config: Config) -> None:
+    _require(config.input.size >= 32, "input.size", "must be >= 32")
+    _require(config.input.channels in (1, 3), "input.channels", "must be 1 or 3")
     _require(
-        1 <= stage["cycles"] <= max(stage["epochs"], 1), f"{where}.cycles", "must be 1..epochs"
+        not (config.input.coord_channels and config.input.channels == 3 and config.encoder),
+        "input.coord_channels",
+        "needs input.channels 1 with an encoder (image, depth, image x depth fill its 3 channels)",
     )
-    _require_name(stage["loss"], f"{where}.loss", loss_names)
-    _require_name(stage["optimizer"], f"{where}.optimizer", optimizer_names)
 
 
-def _thresholds_ok(value: list) -> bool:
+def _validate_stage(config: Config, where: str, loss_names, optimizer_names) -> None:
+    """Checks for one training stage's keys."""
+    stage = config.stage(where)
+    _require(stage.epochs >= 0, f"{where}.epochs", "must be >= 0")
+    _require(stage.batch_size >= 1, f"{where}.batch_size", "must be >= 1")
+    _require(stage.learning_rate > 0, f"{where}.learning_rate", "must be > 0")
+    _require(0 < stage.reduce_lr_factor < 1, f"{where}.reduce_lr_factor", "must be in (0, 1)")
+    _require(stage.min_lr >= 0, f"{where}.min_lr", "must be >= 0")
+    for key in ("early_stopping_patience", "reduce_lr_patience", "epochs_weights_frozen"):
+        _require(getattr(stage, key) >= 0, f"{where}.{key}", "must be >= 0")
+    _require_name(stage.schedule, f"{where}.schedule", SCHEDULES)
+    _require(1 <= stage.cycles <= max(stage.epochs, 1), f"{where}.cycles", "must be 1..epochs")
+    _require_name(stage.loss, f"{where}.loss", loss_names)
+    _require_name(stage.optimizer, f"{where}.optimizer", optimizer_names)
+
+
+_PLATEAU_KEYS = ("early_stopping_patience", "reduce_lr_patience", "reduce_lr_factor")
+_NOT_WITH_ENCODER = {
+    "type": "encoder.type names the decoder and encoder.backbone the encoder",
+    "depth": "a pretrained backbone fixes its own depth (stride 32)",
+    "dropout": "the decoders on a pretrained backbone have no dropout",
+}
+
+
+def inapplicable_keys(config: Config) -> dict[str, str]:
+    """Every dotted key that does nothing in `config`, with the reason."""
+    reasons = {}
+    if config.encoder is not None:
+        reasons.update({f"model.{k}": f"not with an 'encoder': {why}" for k, why in _NOT_WITH_ENCODER.items()})
+    for name in STAGE_NAMES:
+        if config.encoder is None:
+            reasons[f"{name}.epochs_weights_frozen"] = (
+                "needs an 'encoder': it freezes a pretrained encoder"
+            )
+        if config.stage(name).schedule == "cosine":
+            for key in _PLATEAU_KEYS:
+                reasons[f"{name}.{key}"] = "applies to schedule 'plateau' only, not 'cosine'"
+        else:
+            reasons[f"{name}.cycles"] = "applies to schedule 'cosine' only"
+    return reasons
+
+
+def _refuse_inapplicable(config: Config) -> None:
+    """Refuse a key the config file set to a non-default value that would do nothing. A key set
+    to its default passes, so that a fold's saved, fully resolved config loads back."""
+    reasons, values = inapplicable_keys(config), config.to_dict()
+    for key in sorted(config.user_keys & set(reasons)):
+        section, name = key.split(".")
+        if values[section][name] != DEFAULTS[section][name]:
+            raise UserError(f"key '{key}' does not apply: {reasons[key]}")
+
+
+def _thresholds_ok(value) -> bool:
     """`[low, high, count]`: two numbers with 0 < low <= high < 1 and an int count >= 1."""
     if len(value) != 3 or any(isinstance(v, bool) for v in value):
         return False
@@ -228,18 +387,16 @@ def _require(ok: bool, key: str, what: str) -> None:
         raise UserError(f"key '{key}' {what}")
 
 
-def _require_name(name: str, key: str, registry: dict) -> None:
-    if name not in registry:
-        raise UserError(
-            f"key '{key}': unknown name {name!r} (known: {', '.join(sorted(registry))})"
-        )
+def _require_name(name: str, key: str, known) -> None:
+    if name not in known:
+        raise UserError(f"key '{key}': unknown name {name!r} (known: {', '.join(sorted(known))})")
 
 
-def save_config(config: dict[str, Any], path: str | Path) -> None:
+def save_config(config: Config, path: str | Path) -> None:
     """Save the resolved config beside a fold's outputs, atomically."""
     from .atomic import write_text
 
-    write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def config_difference(saved: dict, current: dict, prefix: str = "") -> str | None:

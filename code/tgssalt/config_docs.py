@@ -23,13 +23,13 @@ DESCRIPTIONS: dict[str, str] = {
     "input.coord_channels": "append depth channels inside the model: each row's relative depth "
     "(0 top, 1 bottom) and image x depth; with an `encoder` and 1 input channel they become its "
     "3 channels (image, depth, image x depth)",
-    "model.type": "model builder, a name in `MODELS` (listed below)",
+    "model.type": "the from-scratch model, a name in `MODELS` (listed below); refused with an `encoder`",
     "model.start_filters": "filters at the first U-Net level, doubling at each level down; with "
     "an `encoder`, the decoder's width: U-Net decoder `16x` to `1x` it (256-128-64-32-16), FPN "
     "pyramid `16x`, its heads `8x`",
-    "model.depth": "number of down-sampling levels (1 to 6); ignored with an `encoder`",
+    "model.depth": "number of down-sampling levels (1 to 6); refused with an `encoder`",
     "model.dropout": "dropout rate after each pooling (half at the first level) and in the "
-    "decoder, in [0, 1); ignored with an `encoder`",
+    "decoder, in [0, 1); refused with an `encoder`",
     "model.precision": "Keras dtype policy, a name listed below (mixed precision is a GPU "
     "speed-up; on a 2-core CPU bfloat16 was not faster)",
     "model.scse": "an scSE (concurrent spatial and channel squeeze-excitation) attention block "
@@ -56,19 +56,21 @@ DESCRIPTIONS: dict[str, str] = {
     "stage1.loss": "loss, a name listed below",
     "stage1.optimizer": "optimizer, a name listed below",
     "stage1.learning_rate": "initial learning rate",
-    "stage1.early_stopping_patience": "epochs without a better `val_score` before the stage stops",
+    "stage1.early_stopping_patience": "epochs without a better `val_score` before the stage stops "
+    "(`plateau` only)",
     "stage1.reduce_lr_patience": "epochs without a better `val_score` before the learning rate "
-    "is lowered",
-    "stage1.reduce_lr_factor": "factor the learning rate is multiplied by when lowered",
+    "is lowered (`plateau` only)",
+    "stage1.reduce_lr_factor": "factor the learning rate is multiplied by when lowered "
+    "(`plateau` only)",
     "stage1.min_lr": "lowest learning rate",
     "stage1.schedule": "learning-rate schedule, a name listed below: `plateau` "
     "(ReduceLROnPlateau + EarlyStopping, the original's) or `cosine` (cosine cycles from "
     "`learning_rate` down to `min_lr`; no early stop)",
     "stage1.cycles": "with `cosine`: number of equal cycles (warm restarts); with 2 or more, each "
     "cycle's best epoch is a snapshot and the stage's model averages the snapshots' "
-    "probabilities (1..epochs)",
-    "stage1.epochs_weights_frozen": "first epochs of stage 1 with a pretrained encoder's weights "
-    "frozen (no effect without an encoder; stage 1 only)",
+    "probabilities (1..epochs; `cosine` only)",
+    "stage1.epochs_weights_frozen": "first epochs of the stage with a pretrained encoder's "
+    "weights frozen (refused without an `encoder`)",
     "stage2.epochs": "maximum epochs of stage 2 (0 skips the stage)",
     "stage2.batch_size": "training batch size",
     "stage2.loss": "loss, a name listed below",
@@ -80,6 +82,7 @@ DESCRIPTIONS: dict[str, str] = {
     "stage2.min_lr": _AS_STAGE1,
     "stage2.schedule": _AS_STAGE1,
     "stage2.cycles": _AS_STAGE1,
+    "stage2.epochs_weights_frozen": _AS_STAGE1,
     "tta.hflip": "average each prediction with that of the mirrored image",
     "predict.batch_size": "batch size for validation and prediction",
     "predict.thresholds": "threshold search grid `[low, high, count]` (`numpy.linspace`), with "

@@ -17,18 +17,18 @@ import sys
 import time
 from pathlib import Path
 
-from .config import load_config
+from .config import Config, load_config
 from .errors import UserError
 from .layout import Outputs, base_run, fold_run
 
 TRAIN_FOLD = Path(__file__).resolve().parents[1] / "train_fold.py"
 
 
-def missing_folds(config: dict, outputs_folder: Path) -> list[int]:
+def missing_folds(config: Config, outputs_folder: Path) -> list[int]:
     """The folds still to train. A complete fold trained with another config is an error: its
     predictions would be mixed with the new config's (change `version` to start a new run)."""
     missing = []
-    for fold in range(config["crossvalidation"]["folds"]):
+    for fold in range(config.crossvalidation.folds):
         run = Outputs(Path(outputs_folder)).run(fold_run(base_run(config), fold))
         if not run.complete():
             missing.append(fold)
@@ -69,7 +69,7 @@ def run_folds(
     """Train the config's missing folds (of `only`, if given), then ensemble them."""
     config = load_config(config_file)
     base = base_run(config)
-    total = config["crossvalidation"]["folds"]
+    total = config.crossvalidation.folds
     if only is not None and only[-1] >= total:
         raise UserError(f"--folds {only[-1]} is out of range: the config has {total} folds")
     missing = [k for k in missing_folds(config, outputs_folder) if only is None or k in only]
@@ -84,7 +84,7 @@ def run_folds(
     return run_ensemble(outputs_folder, base, data_folder, only=only)
 
 
-def train_sequential(config: dict, folds: list[int], data_folder: Path, outputs_folder: Path):
+def train_sequential(config: Config, folds: list[int], data_folder: Path, outputs_folder: Path):
     """Train `folds` one after another in this process, freeing each fold's model after it."""
     import keras
 

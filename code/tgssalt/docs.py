@@ -39,7 +39,7 @@ def config_keys() -> list[tuple[str, object]]:
     from .config import DEFAULTS, resolve_config
 
     backbone = next(iter(backbones()))
-    resolved = resolve_config({"encoder": {"backbone": backbone}})["encoder"]
+    resolved = resolve_config({"encoder": {"backbone": backbone}}).to_dict()["encoder"]
     encoder = [(f"encoder.{k}", None if k == "backbone" else v) for k, v in resolved.items()]
     rows = []
     for key, default in _leaves(DEFAULTS):
@@ -95,14 +95,14 @@ def schedules() -> dict:
     """Schedule name -> short description (or any value: then no description)."""
     from .config import SCHEDULES
 
-    return SCHEDULES
+    return dict.fromkeys(SCHEDULES)
 
 
 def precisions() -> dict:
     """Precision (Keras dtype policy) name -> short description (or any value)."""
     from .config import PRECISIONS
 
-    return PRECISIONS
+    return dict.fromkeys(PRECISIONS)
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def _described(registry: dict) -> list[tuple[str, str]]:
     """(`name`, description) from a registry whose values are descriptions or functions."""
     rows = []
     for name, value in registry.items():
-        text = value if isinstance(value, str) else _summary(value)
+        text = value if isinstance(value, str) else "" if value is None else _summary(value)
         rows.append((f"`{name}`", text))
     return rows
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import figures
 from .atomic import atomic_path
-from .config import save_config
+from .config import Config, StageConfig, save_config
 from .data import load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
 from .errors import UserError
@@ -74,19 +74,19 @@ class StageFit:
 
     model: keras.Model
     name: str
-    config: dict
+    config: Config
     out: RunOutputs
     batches: AugmentedBatches
     valid_xy: tuple
     record: StageRecord
 
     @property
-    def stage(self) -> dict:
-        return self.config[self.name]
+    def stage(self) -> StageConfig:
+        return self.config.stage(self.name)
 
 
 def train_fold(
-    config: dict, fold: int | None, data_folder: Path, outputs_folder: Path, restart: bool = False
+    config: Config, fold: int | None, data_folder: Path, outputs_folder: Path, restart: bool = False
 ) -> dict:
     """Train both stages on one fold, pick the validation threshold, predict the test set.
 
@@ -100,7 +100,7 @@ def train_fold(
         print(f"{out.run}: already complete ({out.metrics}); nothing to do (--restart retrains)")
         return json.loads(out.metrics.read_text())
     ids_test = test_ids(data_folder)
-    data = load_train(data_folder, config["input"]["channels"])
+    data = load_train(data_folder, config.input.channels)
     split_file = outputs.split_file(out.base, is_holdout(fold, config))
     assignment = fold_assignment(split_file, data.ids, data.masks, config, fold)
     train_idx, valid_idx = split_indices(assignment, fold)
@@ -122,7 +122,7 @@ def train_fold(
 def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     """Both stages, validation scoring and test prediction, inside one MLflow run."""
     train_idx, valid_idx = split
-    keras.utils.set_random_seed(config["seed"])
+    keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
     with mlflow_run(out.root, out.base, out.run, config):
@@ -150,24 +150,24 @@ def _announce(out: RunOutputs, n_train: int, n_valid: int, n_test: int) -> None:
         )
 
 
-def _arrays(config: dict, data, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(config: Config, data, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs and targets for the images at `index`."""
-    size = config["input"]["size"]
+    size = config.input.size
     return preprocess(data.images[index], config), mask_targets(data.masks[index], size)
 
 
 def train_stage(
     model: keras.Model,
     stage_name: str,
-    config: dict,
+    config: Config,
     out: RunOutputs,
     train_xy: tuple,
     valid_xy: tuple,
 ) -> StageResult | None:
     """Fit one stage, resuming its checkpoint if a previous run left one; restore the best epoch
     and export `models/<run>-<stage>.keras`. None for a stage of 0 epochs."""
-    stage = config[stage_name]
-    if stage["epochs"] == 0:
+    stage = config.stage(stage_name)
+    if stage.epochs == 0:
         return None
     saved = load_state(out.resume(stage_name))
     if saved and saved.record.complete:
@@ -176,12 +176,12 @@ def train_stage(
         return StageResult(saved.record, stage_export(model, stage_name, config, out))
     _announce_stage(out, stage_name, stage, saved.record if saved else None)
     batches = AugmentedBatches(
-        *train_xy, stage["batch_size"], config["augmentation"], seed=config["seed"]
+        *train_xy, stage.batch_size, config.augmentation, seed=config.seed
     )
     record = saved.record if saved else StageRecord()
     fit = StageFit(model, stage_name, config, out, batches, valid_xy, record)
-    frozen = min(stage.get("epochs_weights_frozen", 0), stage["epochs"])
-    for first, last, trainable in ((0, frozen, False), (frozen, stage["epochs"], True)):
+    frozen = min(stage.epochs_weights_frozen, stage.epochs)
+    for first, last, trainable in ((0, frozen, False), (frozen, stage.epochs, True)):
         if record.next_epoch < last:
             _fit_phase(fit, Phase(max(first, record.next_epoch), last, trainable), saved)
             saved = None  # restored once, into the first phase that runs
@@ -202,10 +202,10 @@ def _finish_stage(fit: StageFit) -> StageResult:
     return StageResult(fit.record, export)
 
 
-def stage_export(model: keras.Model, stage_name: str, config: dict, out: RunOutputs):
+def stage_export(model: keras.Model, stage_name: str, config: Config, out: RunOutputs):
     """The probability model a stage exports: its best epoch, or the average of its cosine
     cycles' snapshots (`snapshots.py`) when it ran several."""
-    paths = snapshot_paths(_snapshot_path(out, stage_name), config[stage_name])
+    paths = snapshot_paths(_snapshot_path(out, stage_name), config.stage(stage_name))
     return snapshot_ensemble(model, paths) if len(paths) > 1 else with_sigmoid(model)
 
 
@@ -216,7 +216,7 @@ def _snapshot_path(out: RunOutputs, stage_name: str):
 def _snapshot_callbacks(fit: StageFit) -> list:
     """A `SnapshotCheckpoint` for a cosine stage of several cycles; none otherwise."""
     stage = fit.stage
-    if stage["schedule"] != "cosine" or stage["cycles"] < 2:
+    if stage.schedule != "cosine" or stage.cycles < 2:
         return []
     scores = fit.record.history.get(MONITOR, [])
     path_of = _snapshot_path(fit.out, fit.name)
@@ -224,13 +224,13 @@ def _snapshot_callbacks(fit: StageFit) -> list:
 
 
 def _announce_stage(
-    out: RunOutputs, stage_name: str, stage: dict, resumed: StageRecord | None
+    out: RunOutputs, stage_name: str, stage: StageConfig, resumed: StageRecord | None
 ) -> None:
     start = f"; resuming at epoch {resumed.next_epoch + 1}" if resumed else ""
-    cosine = f" in {stage['cycles']} cosine cycle(s)" if stage["schedule"] == "cosine" else ""
+    cosine = f" in {stage.cycles} cosine cycle(s)" if stage.schedule == "cosine" else ""
     print(
-        f"{out.run}: {stage_name}: {stage['epochs']} epochs of {stage['loss']} "
-        f"with {stage['optimizer']} lr {stage['learning_rate']}{cosine}{start}"
+        f"{out.run}: {stage_name}: {stage.epochs} epochs of {stage.loss} "
+        f"with {stage.optimizer} lr {stage.learning_rate}{cosine}{start}"
     )
 
 
@@ -254,7 +254,7 @@ def _fit_phase(fit: StageFit, phase: Phase, saved: Checkpoint | None) -> None:
         initial_epoch=phase.first,
         shuffle=False,  # the batches shuffle themselves, reproducibly; Keras would use `random`
         callbacks=[*callbacks, guard, resume],
-        validation_batch_size=fit.config["predict"]["batch_size"],
+        validation_batch_size=fit.config.predict.batch_size,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     if guard.bad_epoch is not None:
@@ -292,13 +292,13 @@ def _phase_callbacks(fit: StageFit) -> list:
     )
 
 
-def evaluate(prob_model: keras.Model, config: dict, out: RunOutputs, data, valid_idx) -> dict:
+def evaluate(prob_model: keras.Model, config: Config, out: RunOutputs, data, valid_idx) -> dict:
     """Score the fold's validation set with TTA; choose the threshold; save figures, predictions."""
     started = time.perf_counter()
     probs = predict_probs(prob_model, data.images[valid_idx], config)
     seconds = time.perf_counter() - started
     truth = data.masks[valid_idx]
-    lo, hi, n = config["predict"]["thresholds"]
+    lo, hi, n = config.predict.thresholds
     threshold, best, scores = threshold_search(truth, probs, np.linspace(lo, hi, n))
     figures.plot_threshold(
         np.linspace(lo, hi, n), scores, threshold, out.run, out.figure("threshold")
@@ -330,7 +330,7 @@ def evaluate(prob_model: keras.Model, config: dict, out: RunOutputs, data, valid
 
 def predict_test(
     prob_model: keras.Model,
-    config: dict,
+    config: Config,
     out: RunOutputs,
     data_folder: Path,
     ids: np.ndarray,

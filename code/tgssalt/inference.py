@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .config import Config
 from .data import read_images
 from .device import jit_compile_setting
 from .models import with_sigmoid
@@ -23,25 +24,25 @@ def compile_for_prediction(prob_model: keras.Model) -> keras.Model:
     return prob_model
 
 
-def predict_probs(model: keras.Model, images: np.ndarray, config: dict) -> np.ndarray:
+def predict_probs(model: keras.Model, images: np.ndarray, config: Config) -> np.ndarray:
     """Salt probabilities (N, 101, 101) float32 for uint8 images, averaged over flips if TTA is on.
 
     `model` outputs probabilities (see `probability_model`).
     """
     x = preprocess(images, config)
-    batch = config["predict"]["batch_size"]
+    batch = config.predict.batch_size
     probs = model.predict(x, batch_size=batch, verbose=0)
-    if config["tta"]["hflip"]:
+    if config.tta.hflip:
         flipped = model.predict(x[:, :, ::-1], batch_size=batch, verbose=0)
         probs = 0.5 * (probs + flipped[:, :, ::-1])
     return to_original_size(np.asarray(probs, dtype=np.float32))
 
 
 def predict_folder(
-    model: keras.Model, folder: Path, ids: np.ndarray, config: dict, chunk: int = 1000
+    model: keras.Model, folder: Path, ids: np.ndarray, config: Config, chunk: int = 1000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (ids, probabilities) chunk by chunk, so 18,000 test images never load at once."""
     for start in range(0, len(ids), chunk):
         chunk_ids = ids[start : start + chunk]
-        images = read_images(folder, chunk_ids, config["input"]["channels"])
+        images = read_images(folder, chunk_ids, config.input.channels)
         yield chunk_ids, predict_probs(model, images, config)

@@ -23,11 +23,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import config_difference
+from .config import STAGE_NAMES, Config, config_difference
 from .errors import UserError
 
-# The training stages, in order: the names of their config sections and artifacts.
-STAGE_NAMES = ("stage1", "stage2")
 OUTPUT_SUBFOLDERS = ("models", "figures", "tb_logs", "predictions", "submissions")
 FOLD_SUFFIX = "-cvfold"
 ENSEMBLE_SUFFIX = "-ensemble"
@@ -39,9 +37,9 @@ def run_name(name: str, version: object, fold: int | None = None) -> str:
     return fold_run(name % version if "%" in name else name, fold)
 
 
-def base_run(config: dict) -> str:
+def base_run(config: Config) -> str:
     """A config's base run name, `name % version`: its folds, split and ensemble hang off it."""
-    return run_name(config["name"], config["version"])
+    return run_name(config.name, config.version)
 
 
 def fold_run(base: str, fold: int | None) -> str:
@@ -232,20 +230,19 @@ class RunOutputs:
                 f"{self.root}: outputs folder is not writable ({exc.strerror})"
             ) from None
 
-    def config_mismatch(self, config: dict) -> str | None:
+    def config_mismatch(self, config: Config) -> str | None:
         """How `config` differs from the one this run saved (`key: old -> new`); None when it
         does not, or when no config was saved."""
         if not self.config.is_file():
             return None
-        current = json.loads(json.dumps(config))  # tuples -> lists, as saved
-        return config_difference(json.loads(self.config.read_text()), current)
+        return config_difference(json.loads(self.config.read_text()), config.to_dict())
 
     def start_over(self) -> None:
         """For --restart: forget the finished marker and every resume checkpoint."""
         for path in [self.metrics, *self.resume_files()]:
             path.unlink(missing_ok=True)
 
-    def check_resumable(self, config: dict) -> bool:
+    def check_resumable(self, config: Config) -> bool:
         """True when a previous run left checkpoints to resume from; an error when they were
         made with another config (resuming would mix two experiments)."""
         if not self.resume_files():

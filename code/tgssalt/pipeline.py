@@ -6,15 +6,16 @@ import keras
 import numpy as np
 from skimage.transform import resize
 
+from .config import AugmentationConfig, Config
 from .competition import IMAGE_SIZE
 
 
-def preprocess(images: np.ndarray, config: dict) -> np.ndarray:
+def preprocess(images: np.ndarray, config: Config) -> np.ndarray:
     """uint8 (N, 101, 101, C) -> float32 (N, size, size, C) for the model, scaled to [0, 1]."""
     x = images.astype(np.float32)
-    if config["input"]["normalize"]:
+    if config.input.normalize:
         x /= 255.0
-    return resize_batch(x, config["input"]["size"])
+    return resize_batch(x, config.input.size)
 
 
 def resize_batch(x: np.ndarray, size: int, order: int = 1) -> np.ndarray:
@@ -45,7 +46,7 @@ class AugmentedBatches(keras.utils.PyDataset):
     run (which sets `epoch`) all see the batches an uninterrupted run would.
     """
 
-    def __init__(self, x, y, batch_size: int, augmentation: dict, seed: int, **kwargs):
+    def __init__(self, x, y, batch_size: int, augmentation: AugmentationConfig, seed: int, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y, self.batch_size, self.aug = x, y, batch_size, augmentation
         self.seed = seed
@@ -58,10 +59,10 @@ class AugmentedBatches(keras.utils.PyDataset):
         idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         x, y = self.x[idx], self.y[idx]  # fancy indexing copies: safe to modify in place
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        if self.aug["hflip"]:
+        if self.aug.hflip:
             flip = rng.random(len(idx)) < 0.5
             x[flip], y[flip] = x[flip, :, ::-1], y[flip, :, ::-1]
-        return _jitter(x, rng, self.aug["brightness"], self.aug["contrast"]), y
+        return _jitter(x, rng, self.aug.brightness, self.aug.contrast), y
 
     def set_epoch(self, epoch: int) -> None:
         """Move to `epoch`'s shuffle (Keras calls `on_epoch_end` once more when a fit starts)."""

@@ -10,7 +10,6 @@ image's size. Writes one mask PNG (0/255) per image and a CSV of their run-lengt
 each file atomically.
 """
 
-import copy
 import json
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from skimage.transform import resize
 
 from .atomic import atomic_path
 from .competition import IMAGE_SIZE
-from .config import DEFAULTS
+from .config import Config, resolve_config
 from .data import read_png
 from .errors import UserError
 from .layout import STAGE_NAMES, Outputs, RunOutputs, any_fold_run
@@ -146,20 +145,18 @@ def postprocessing(
     return Postprocessing(float(np.mean(thresholds)), 0, source)
 
 
-def predict_config(model_path: Path, input_shape: tuple, tta: bool, batch_size: int) -> dict:
+def predict_config(model_path: Path, input_shape: tuple, tta: bool, batch_size: int) -> Config:
     """The prediction settings of a model: its run's saved config where present (normalisation),
     the model's own input shape, and this command's TTA and batch size."""
-    config = copy.deepcopy(DEFAULTS)
     saved = _read_json(RunOutputs.of_model(model_path).config) or {}
-    config["input"].update(saved.get("input", {}))
+    shape = dict(saved.get("input", {}))
     size, channels = input_shape[1], input_shape[-1]
     if isinstance(size, int):
-        config["input"]["size"] = size
+        shape["size"] = size
     if isinstance(channels, int):
-        config["input"]["channels"] = channels
-    config["tta"]["hflip"] = tta
-    config["predict"]["batch_size"] = batch_size
-    return config
+        shape["channels"] = channels
+    user = {"input": shape, "tta": {"hflip": tta}, "predict": {"batch_size": batch_size}}
+    return resolve_config(user)
 
 
 def load_models(paths: list[Path], tta: bool, batch_size: int) -> list[tuple]:
@@ -198,7 +195,7 @@ def mean_probs(models: list[tuple], images: np.ndarray) -> np.ndarray:
 
     total = np.zeros(images.shape[:3], np.float32)
     for model, config in models:
-        channels = config["input"]["channels"]
+        channels = config.input.channels
         total += predict_probs(model, np.repeat(images, channels, axis=-1), config)
     return total / len(models)
 

@@ -9,20 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Config
 from .atomic import atomic_path
 from .errors import UserError
 from .layout import parse_fold_run
 
 
-def prediction_meta(config: dict, run: str, split: str, threshold: float) -> dict:
+def prediction_meta(config: Config, run: str, split: str, threshold: float) -> dict:
     """The metadata stored with a fold's predictions, for the ensemble's compatibility checks."""
     return {
         "run": run,
-        "name": config["name"],
-        "version": config["version"],
+        "name": config.name,
+        "version": config.version,
         "split": split,
-        "input_size": config["input"]["size"],
-        "folds": config["crossvalidation"]["folds"],
+        "input_size": config.input.size,
+        "folds": config.crossvalidation.folds,
         "threshold": threshold,
         "fold": parse_fold_run(run)[1],
     }

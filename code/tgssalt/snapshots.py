@@ -14,25 +14,26 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from .config import StageConfig
 from .atomic import atomic_path
 from .models import with_sigmoid
 
 
-def cycle_length(stage: dict) -> int:
+def cycle_length(stage: StageConfig) -> int:
     """Epochs per cosine cycle (the last cycle is shorter when `cycles` does not divide)."""
-    return max(math.ceil(stage["epochs"] / stage["cycles"]), 1)
+    return max(math.ceil(stage.epochs / stage.cycles), 1)
 
 
-def cosine_lr(epoch: int, stage: dict) -> float:
+def cosine_lr(epoch: int, stage: StageConfig) -> float:
     """The learning rate of `epoch` (0-based): `learning_rate` at each cycle's start, falling
     along a half cosine towards `min_lr` at its end."""
     length = cycle_length(stage)
     progress = (epoch % length) / length
-    low, high = stage["min_lr"], stage["learning_rate"]
+    low, high = stage.min_lr, stage.learning_rate
     return low + 0.5 * (high - low) * (1 + math.cos(math.pi * progress))
 
 
-def cosine_scheduler(stage: dict) -> keras.callbacks.LearningRateScheduler:
+def cosine_scheduler(stage: StageConfig) -> keras.callbacks.LearningRateScheduler:
     """The stock Keras scheduler driven by `cosine_lr` (stateless: it resumes at any epoch)."""
     return keras.callbacks.LearningRateScheduler(lambda epoch, _: cosine_lr(epoch, stage))
 
@@ -60,11 +61,11 @@ class SnapshotCheckpoint(keras.callbacks.Callback):
                 self.model.save_weights(tmp)
 
 
-def snapshot_paths(path_of, stage: dict) -> list[Path]:
+def snapshot_paths(path_of, stage: StageConfig) -> list[Path]:
     """The snapshot weight files of a cosine stage with several cycles, in cycle order."""
-    if stage["schedule"] != "cosine" or stage["cycles"] < 2:
+    if stage.schedule != "cosine" or stage.cycles < 2:
         return []
-    count = math.ceil(stage["epochs"] / cycle_length(stage))
+    count = math.ceil(stage.epochs / cycle_length(stage))
     return [p for p in (path_of(c) for c in range(count)) if p.is_file()]
 
 

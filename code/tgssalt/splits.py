@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from .config import Config
 from .atomic import atomic_path
 from .data import read_csv
 from .errors import UserError
@@ -38,9 +39,9 @@ def check_fold(fold: int | None, folds: int) -> None:
         )
 
 
-def is_holdout(fold: int | None, config: dict) -> bool:
+def is_holdout(fold: int | None, config: Config) -> bool:
     """A run without a CV fold, or of a one-fold config, trains on one stratified split."""
-    return fold is None or config["crossvalidation"]["folds"] == 1
+    return fold is None or config.crossvalidation.folds == 1
 
 
 def assign_folds(
@@ -98,16 +99,16 @@ def read_split(path: Path) -> pd.DataFrame:
 
 
 def fold_assignment(
-    path: Path, ids: np.ndarray, masks: np.ndarray, config: dict, fold: int | None
+    path: Path, ids: np.ndarray, masks: np.ndarray, config: Config, fold: int | None
 ) -> np.ndarray:
     """Each image's validation fold (in `ids` order) for training `fold`: the split file's,
     checked against the data and the fold count; or, before the split is written, made from
     `config`'s seed."""
-    cv, holdout = config["crossvalidation"], is_holdout(fold, config)
-    folds = cv["folds"]
+    cv, holdout = config.crossvalidation, is_holdout(fold, config)
+    folds = cv.folds
     check_fold(fold, folds)
     if not path.is_file():
-        return assign_folds(masks, folds, holdout, config["seed"], cv["validation_split"])
+        return assign_folds(masks, folds, holdout, config.seed, cv.validation_split)
     frame = read_split(path)
     expected = {0, TRAIN_ONLY} if holdout else set(range(folds))
     if set(frame["fold"]) != expected:

@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 
 from .atomic import write_text
+from .config import Config
 from .lock import exclusive
 
 
@@ -28,11 +29,11 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 
 
 @contextlib.contextmanager
-def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: dict) -> Iterator:
+def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: Config) -> Iterator:
     """Start an MLflow run logging the resolved config as params; yields the `mlflow` module."""
     mlflow = prepare_experiment(outputs_folder, experiment)
     with mlflow.start_run(run_name=run_name):
-        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(config).items()})
+        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(config.to_dict()).items()})
         yield mlflow
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 
+from .config import StageConfig
 from .atomic import atomic_path
 from .device import jit_compile_setting
 from .keras_metrics import CompetitionScore
@@ -28,18 +29,18 @@ OPTIMIZERS = {
 MONITOR = "val_score"
 
 
-def compile_stage(model: keras.Model, stage: dict) -> None:
+def compile_stage(model: keras.Model, stage: StageConfig) -> None:
     """Compile `model` (which outputs logits) with the stage's loss, optimizer and score metric."""
     model.compile(
-        optimizer=OPTIMIZERS[stage["optimizer"]](stage["learning_rate"]),
-        loss=get_loss(stage["loss"], deep_supervision=is_packed(model)),
+        optimizer=OPTIMIZERS[stage.optimizer](stage.learning_rate),
+        loss=get_loss(stage.loss, deep_supervision=is_packed(model)),
         metrics=[CompetitionScore(from_logits=True, name="score")],
         jit_compile=jit_compile_setting(),
     )
 
 
 def stage_callbacks(
-    stage: dict,
+    stage: StageConfig,
     best_weights: Path,
     csv_log: Path,
     tb_dir: Path | None,
@@ -68,22 +69,22 @@ def stage_callbacks(
     return callbacks + list(extra or [])
 
 
-def schedule_callbacks(stage: dict) -> list:
+def schedule_callbacks(stage: StageConfig) -> list:
     """The stage's learning-rate schedule: cosine cycles (`snapshots.py`), or the original's
     ReduceLROnPlateau with EarlyStopping."""
-    if stage["schedule"] == "cosine":
+    if stage.schedule == "cosine":
         return [cosine_scheduler(stage)]
     return [
         keras.callbacks.ReduceLROnPlateau(
             monitor=MONITOR,
             mode="max",
-            factor=stage["reduce_lr_factor"],
-            patience=stage["reduce_lr_patience"],
-            min_lr=stage["min_lr"],
+            factor=stage.reduce_lr_factor,
+            patience=stage.reduce_lr_patience,
+            min_lr=stage.min_lr,
             verbose=1,
         ),
         keras.callbacks.EarlyStopping(
-            monitor=MONITOR, mode="max", patience=stage["early_stopping_patience"], verbose=1
+            monitor=MONITOR, mode="max", patience=stage.early_stopping_patience, verbose=1
         ),
     ]
 

@@ -3,8 +3,6 @@ parts; `with_sigmoid` wraps a logits model for export and inference.
 
 Module map (one job each):
 - `factory`: the assembly (adapter -> pad -> encoder -> decoder -> crop -> heads) and `MODELS`
-- `checks`: which names exist and which `model` keys apply to the config's model
-- `options`: `ModelOptions`, the typed `model` keys the parts read
 - `inputs`: the input adapter (coordinate channels, grey -> RGB, ImageNet preprocessing)
 - `encoders`: `BACKBONES`, the pretrained backbones (`encoder.backbone`)
 - `resnets`: ResNet-34 / ResNeXt-50 in Keras with timm checkpoint loading
@@ -18,10 +16,9 @@ Module map (one job each):
 import keras
 from keras import layers as keras_layers
 
-from .checks import check_model_config
 from .decoders import DECODERS
 from .encoders import BACKBONES
-from .factory import MODELS, build_model
+from .factory import MODELS, build_model, check_model_config
 from .heads import is_packed
 from .layers import GatedSaltProbability
 

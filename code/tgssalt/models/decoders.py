@@ -4,7 +4,7 @@
 `segmentation_models`' class names): "Unet", "FPN" or "Linknet" on the `encoder.backbone`.
 
 A decoder takes the encoder's feature maps (shallow to deep, the last at stride 32), their
-strides, the padded input size and the `ModelOptions`, and returns features at the padded input
+strides, the padded input size and the `ModelConfig`, and returns features at the padded input
 resolution for the logits and its coarser levels (deepest first, for deep supervision and the
 hypercolumn, which the factory adds). Filter counts scale with `model.start_filters`: the
 default 16 gives `segmentation_models`' defaults (U-Net decoder 256-128-64-32-16, FPN pyramid 256
@@ -14,7 +14,7 @@ and segmentation 128 channels). The from-scratch U-Net's decoder is `residual.de
 from keras import layers
 
 from .blocks import conv_bn_relu, match_size, scse, upsample_to
-from .options import ModelOptions
+from ..config import ModelConfig
 
 
 def _targets(features, strides, size: int) -> list:
@@ -27,7 +27,7 @@ def _targets(features, strides, size: int) -> list:
     return steps
 
 
-def unet(features, strides, size: int, options: ModelOptions):
+def unet(features, strides, size: int, options: ModelConfig):
     """U-Net decoder: upsample, concatenate the skip, two 3x3 conv-BN-ReLU; five times."""
     x, levels, width = features[-1], [], options.start_filters
     for (target, skip), mult in zip(
@@ -41,7 +41,7 @@ def unet(features, strides, size: int, options: ModelOptions):
     return x, levels[:-1]
 
 
-def linknet(features, strides, size: int, options: ModelOptions):
+def linknet(features, strides, size: int, options: ModelConfig):
     """LinkNet decoder: 1x1 squeeze, upsample + 3x3, 1x1 expand to the skip's width, add it."""
     x, levels, width = features[-1], [], options.start_filters
     for target, skip in _targets(features, strides, size):
@@ -56,7 +56,7 @@ def linknet(features, strides, size: int, options: ModelOptions):
     return x, levels[:-1]
 
 
-def fpn(features, strides, size: int, options: ModelOptions):
+def fpn(features, strides, size: int, options: ModelConfig):
     """Feature pyramid decoder: top-down pyramid at strides 32..4, each level's segmentation
     features upsampled to stride 4 and concatenated, then one 3x3 block and upsampling to full
     size; its coarser levels are the four pyramid heads."""

@@ -23,7 +23,7 @@ from .blocks import hypercolumn, pad, padded_size
 from .decoders import DECODERS
 from .heads import logits_output
 from .inputs import adapt_input
-from .options import ModelOptions
+from ..config import Config, EncoderConfig, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,14 @@ class Architecture:
     head_kernel: int
 
 
-def unet_resnet(options: ModelOptions) -> Architecture:
+def unet_resnet(options: ModelConfig) -> Architecture:
     """The original's U-Net with residual blocks, from scratch, with its 1x1 logits conv."""
     encoder = Encoder(lambda x: residual.encode(x, options), residual.encoder_stride(options))
     return Architecture("unet_resnet", encoder, residual.decode, head_kernel=1)
 
 
 # `model.type` (configs without an `encoder`) -> the from-scratch architecture it names
-MODELS: dict[str, Callable[[ModelOptions], Architecture]] = {"unet_resnet": unet_resnet}
+MODELS: dict[str, Callable[[ModelConfig], Architecture]] = {"unet_resnet": unet_resnet}
 
 
 def lookup(registry: dict, name: str, key: str):
@@ -67,43 +67,48 @@ def lookup(registry: dict, name: str, key: str):
     return registry[name]
 
 
-def on_backbone(spec: dict, options: ModelOptions) -> Architecture:
-    """`spec["type"]` (the decoder) on the pretrained `spec["backbone"]` with `spec["weights"]`
+def on_backbone(spec: EncoderConfig, options: ModelConfig) -> Architecture:
+    """`spec.type` (the decoder) on the pretrained `spec.backbone` with `spec.weights`
     (a config's `encoder` object), with `segmentation_models`' 3x3 logits conv."""
-    name = spec["backbone"]
+    name = spec.backbone
     backbone = lookup(encoders.BACKBONES, name, "encoder.backbone")
-    decoder = lookup(DECODERS, spec["type"], "encoder.type")
+    decoder = lookup(DECODERS, spec.type, "encoder.type")
 
     def build(x):
-        model, strides = encoders.build_encoder(name, x.shape[1], spec.get("weights"))
+        model, strides = encoders.build_encoder(name, x.shape[1], spec.weights)
         return model(x), strides
 
     encoder = Encoder(build, encoders.STRIDE, backbone.min_size, backbone.preprocess)
-    return Architecture(f"{spec['type'].lower()}_{name}", encoder, decoder, head_kernel=3)
+    return Architecture(f"{spec.type.lower()}_{name}", encoder, decoder, head_kernel=3)
 
 
-def architecture(config: dict) -> Architecture:
+def architecture(config: Config) -> Architecture:
     """The architecture a resolved config names: on its `encoder`, or its `model.type`."""
-    options = ModelOptions.from_config(config["model"])
-    if config.get("encoder") is not None:
-        return on_backbone(config["encoder"], options)
-    return lookup(MODELS, config["model"]["type"], "model.type")(options)
+    if config.encoder is not None:
+        return on_backbone(config.encoder, config.model)
+    return lookup(MODELS, config.model.type, "model.type")(config.model)
+
+
+def check_model_config(config: Config) -> None:
+    """Fail early, with the known names, when a config names a part this build lacks (nothing
+    is built)."""
+    architecture(config)
 
 
 def build_model(config: dict) -> keras.Model:
     """Build the configured logits model for `input.size` x `input.size` x `input.channels`
     images; its output is float32 (H, W, 1) logits (packed heads with deep supervision)."""
-    keras.mixed_precision.set_dtype_policy(config["model"]["precision"])
-    return assemble(architecture(config), ModelOptions.from_config(config["model"]), config)
+    keras.mixed_precision.set_dtype_policy(config.model.precision)
+    return assemble(architecture(config), config)
 
 
-def assemble(arch: Architecture, options: ModelOptions, config: dict) -> keras.Model:
+def assemble(arch: Architecture, config: Config) -> keras.Model:
     """Input adapter -> pad -> encoder -> decoder -> hypercolumn -> crop -> heads."""
-    shape = config["input"]
-    size = shape["size"]
-    inputs = keras.Input((size, size, shape["channels"]), name="image")
-    pixel_max = 1.0 if shape["normalize"] else 255.0
-    x = adapt_input(inputs, shape["coord_channels"], arch.encoder.preprocess, pixel_max)
+    shape, options = config.input, config.model
+    size = shape.size
+    inputs = keras.Input((size, size, shape.channels), name="image")
+    pixel_max = 1.0 if shape.normalize else 255.0
+    x = adapt_input(inputs, shape.coord_channels, arch.encoder.preprocess, pixel_max)
     padded = padded_size(size, arch.encoder.stride, arch.encoder.min_size)
     features, strides = arch.encoder.build(pad(x, size, padded))
     x, levels = arch.decoder(features, strides, padded, options)

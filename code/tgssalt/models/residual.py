@@ -11,7 +11,7 @@ out; its logits conv is 1x1, as the original's.
 from keras import layers
 
 from .blocks import batch_norm, conv_bn_relu, scse
-from .options import ModelOptions
+from ..config import ModelConfig
 
 
 def residual_block(x, filters: int):
@@ -30,12 +30,12 @@ def _level(x, filters: int):
     return layers.ReLU()(x)
 
 
-def encoder_stride(options: ModelOptions) -> int:
+def encoder_stride(options: ModelConfig) -> int:
     """The encoder's total downsampling: each of `depth` levels halves the size."""
     return 2**options.depth
 
 
-def encode(x, options: ModelOptions) -> tuple[list, tuple]:
+def encode(x, options: ModelConfig) -> tuple[list, tuple]:
     """The encoder: `depth` levels, each followed by max pooling and dropout, then the
     bottleneck level. Returns the levels and the bottleneck (shallow to deep) and their strides."""
     features = []
@@ -48,7 +48,7 @@ def encode(x, options: ModelOptions) -> tuple[list, tuple]:
     return features, tuple(2**level for level in range(options.depth + 1))
 
 
-def decode(features, strides, size: int, options: ModelOptions):
+def decode(features, strides, size: int, options: ModelConfig):
     """The decoder: transposed-conv upsampling, the skip concatenated, dropout, one level (and
     scSE with `model.scse`); returns the full-size features and the coarser levels, deepest
     first. `strides` and `size` follow from `features` here (the decoder signature's)."""
