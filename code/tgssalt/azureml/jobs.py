@@ -3,11 +3,12 @@
 Each job uploads `code/`, runs the entry script (`train_fold.py`) with `--cv-currentfold k`,
 reads the registered data asset (downloaded to the node) as `--data-folder` and writes the fold's
 outputs to the job output `outputs` as `--outputs-folder`: the same layout as a local fold, which
-`collect` brings back. The output is mounted read-write (not uploaded at the end) so that every
-epoch's resume checkpoint is in the datastore at once: a preempted low-priority node's job,
-restarted by Azure ML, resumes from its last complete epoch as a local rerun does. `--dry-run`
-writes the jobs as YAML files
-that `azure.ai.ml.load_job` and `az ml job create -f` read, with paths relative to the file.
+`collect` brings back. The output is mounted read-write (not uploaded at the end) at a datastore
+path fixed per experiment and fold run (`output_path`), so that every epoch's resume checkpoint
+is in the datastore at once: a preempted low-priority node's job, restarted by Azure ML, and a
+failed fold submitted again both resume from the last complete epoch, as a local rerun does.
+`--dry-run` writes the jobs as YAML files that `azure.ai.ml.load_job` and `az ml job create -f`
+read, with paths relative to the file.
 """
 
 import io
@@ -24,6 +25,7 @@ from ..paths import run_name
 from . import CODE_FOLDER, DEFAULT_COMPUTE, DEFAULT_DATA_ASSET, require_azure
 from .environment import JOB_ENVIRONMENT_VARIABLES, job_environment
 
+OUTPUT_DATASTORE = "workspaceblobstore"  # every workspace's default blob datastore
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
 
 
@@ -44,18 +46,28 @@ def in_code_folder(path_text: str, what: str) -> str:
     """`path_text` (from the working directory, or from code/) as a path relative to code/.
 
     Only code/ is uploaded with a job, so the config and the entry script must be inside it.
+    The original's spellings are accepted: Windows separators (`train-config\\unet-resnet.json`)
+    and its entry script's name `train-fold.py` (now `train_fold.py`, importable).
     """
-    for candidate in (Path(path_text), CODE_FOLDER / path_text):
-        if candidate.is_file():
-            resolved = candidate.resolve()
-            break
-    else:
+    path = Path(path_text.replace("\\", "/"))
+    names = [path, path.with_name(path.name.replace("-", "_"))] if path.suffix == ".py" else [path]
+    candidates = [folder / name for name in names for folder in (Path(), CODE_FOLDER)]
+    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is None:
         raise UserError(f"{path_text}: {what} not found (looked here and in {CODE_FOLDER})")
+    resolved = found.resolve()
     if not resolved.is_relative_to(CODE_FOLDER):
         raise UserError(
             f"{path_text}: the {what} must be inside {CODE_FOLDER}, the folder a job uploads"
         )
     return resolved.relative_to(CODE_FOLDER).as_posix()
+
+
+def output_path(experiment: str, run: str) -> str:
+    """The fold's outputs on the workspace's default datastore: the same path for every job of
+    one experiment and fold run, so a fold resubmitted after a failure finds its last resume
+    checkpoint there and continues (a per-job default path would start it from epoch 0)."""
+    return f"azureml://datastores/{OUTPUT_DATASTORE}/paths/tgssalt/{experiment}/{run}/"
 
 
 def data_input_path(asset: str) -> str:
@@ -124,7 +136,11 @@ def fold_job(spec: RunSpec, command: str, environment, tags: dict):
         inputs={
             "data": Input(type="uri_folder", path=data_input_path(spec.data_asset), mode="download")
         },
-        outputs={"outputs": Output(type="uri_folder", mode="rw_mount")},
+        outputs={
+            "outputs": Output(
+                type="uri_folder", mode="rw_mount", path=output_path(spec.experiment, tags["run"])
+            )
+        },
         environment_variables=dict(JOB_ENVIRONMENT_VARIABLES),
         tags=tags,
     )
