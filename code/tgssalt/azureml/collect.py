@@ -26,9 +26,19 @@ OUTPUT_NAME = "outputs"
 
 
 def experiment_jobs(client, experiment: str) -> list:
-    """The jobs of `experiment` in the workspace."""
+    """The fold jobs of `experiment` in the workspace: its command jobs, and the fold steps of
+    its recipe pipelines (a step's display name is its fold run)."""
     with azure_errors(f"listing the jobs of experiment {experiment}"):
-        return [job for job in client.jobs.list() if job.experiment_name == experiment]
+        jobs = [job for job in client.jobs.list() if job.experiment_name == experiment]
+        steps = []
+        for pipeline in (job for job in jobs if getattr(job, "type", None) == "pipeline"):
+            print(
+                f"pipeline {pipeline.name} ({pipeline.status}): its submission CSV with "
+                f"az ml job download --name {pipeline.name} --output-name submission"
+            )
+            children = client.jobs.list(parent_job_name=pipeline.name)
+            steps += [step for step in children if re.search(r"-cvfold\d+$", run_of(step))]
+    return [job for job in jobs if getattr(job, "type", None) != "pipeline"] + steps
 
 
 def _created(job) -> float:

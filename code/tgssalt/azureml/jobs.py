@@ -25,6 +25,7 @@ from ..paths import run_name
 from . import CODE_FOLDER, DEFAULT_COMPUTE, DEFAULT_DATA_ASSET, require_azure
 from .environment import JOB_ENVIRONMENT_VARIABLES, job_environment
 
+GPU_CHECK = "python -m tgssalt.azureml.gpu"  # fails the job at once when JAX has no GPU
 OUTPUT_DATASTORE = "workspaceblobstore"  # every workspace's default blob datastore
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
 
@@ -91,16 +92,28 @@ def check_folds(folds: list[int] | None, n_folds: int) -> list[int]:
     return folds
 
 
-def fold_command(entry: str, config: str, fold: int) -> str:
-    """The job's command line: the entry script with the original's flags."""
+def fold_command(entry: str, config: str, fold: int | str) -> str:
+    """The job's command line: the GPU check (`gpu.py`), then the entry script with the
+    original's flags."""
     return (
-        f"python {shlex.quote(entry)} --config-file {shlex.quote(config)} --cv-currentfold {fold}"
+        f"{GPU_CHECK} && python {shlex.quote(entry)} --config-file {shlex.quote(config)} --cv-currentfold {fold}"
         " --data-folder ${{inputs.data}} --outputs-folder ${{outputs.outputs}}"
     )
 
 
-def fold_jobs(spec: RunSpec) -> dict:
-    """`{run name: CommandJob}`, one job per fold, the config loaded and checked locally first."""
+@dataclass(frozen=True)
+class Plan:
+    """A checked submission: paths relative to code/, the run names and the environment."""
+
+    config_path: str
+    entry: str
+    base: str
+    runs: dict  # fold -> run name
+    environment: object
+
+
+def plan(spec: RunSpec) -> Plan:
+    """Check the spec and load the config locally, before anything is built or submitted."""
     require_azure()
     if not EXPERIMENT_NAME.fullmatch(spec.experiment):
         raise UserError(
@@ -110,14 +123,29 @@ def fold_jobs(spec: RunSpec) -> dict:
     entry = in_code_folder(spec.entry_script, "entry script")
     config = load_config(CODE_FOLDER / config_path)
     folds = check_folds(spec.folds, config["crossvalidation"]["folds"])
+    runs = {fold: run_name(config["name"], config["version"], fold) for fold in folds}
     base = run_name(config["name"], config["version"], None)
-    environment = job_environment(spec.docker)
+    return Plan(config_path, entry, base, runs, job_environment(spec.docker))
+
+
+def fold_jobs(spec: RunSpec) -> dict:
+    """`{run name: CommandJob}`, one job per fold, the config loaded and checked locally first."""
+    p = plan(spec)
     jobs = {}
-    for fold in folds:
-        run = run_name(config["name"], config["version"], fold)
-        tags = {"fold": str(fold), "run": run, "base": base, "config": config_path}
-        jobs[run] = fold_job(spec, fold_command(entry, config_path, fold), environment, tags)
+    for fold, run in p.runs.items():
+        tags = {"fold": str(fold), "run": run, "base": p.base, "config": p.config_path}
+        command = fold_command(p.entry, p.config_path, fold)
+        jobs[run] = fold_job(spec, command, p.environment, tags)
     return jobs
+
+
+def recipe_job(spec: RunSpec):
+    """The whole recipe as one pipeline job (`recipe.recipe_pipeline`)."""
+    from .recipe import recipe_pipeline
+
+    p = plan(spec)
+    template = fold_command(p.entry, p.config_path, "${{inputs.fold}}")
+    return recipe_pipeline(spec, template, p.base, p.runs, p.environment)
 
 
 def fold_job(spec: RunSpec, command: str, environment, tags: dict):
@@ -192,12 +220,24 @@ def submit_jobs(client, jobs: dict) -> list:
 
 
 def submit_run(
-    spec: RunSpec, outputs_folder: Path, dry_run: bool, workspace_config=None, client=None
+    spec: RunSpec,
+    outputs_folder: Path,
+    dry_run: bool,
+    workspace_config=None,
+    client=None,
+    pipeline: bool = False,
 ):
-    """Build the fold jobs; write them as YAML (`dry_run`, no network) or submit them."""
-    jobs = fold_jobs(spec)
+    """Build the fold jobs (or, with `pipeline`, the one recipe pipeline); write them as YAML
+    (`dry_run`, no network) or submit them."""
+    jobs = {"pipeline": recipe_job(spec)} if pipeline else fold_jobs(spec)
     if dry_run:
-        paths = write_job_yamls(jobs, Path(outputs_folder) / "azureml" / spec.experiment)
+        folder = Path(outputs_folder) / "azureml" / spec.experiment
+        if pipeline:
+            from .recipe import write_pipeline_yaml
+
+            paths = [write_pipeline_yaml(jobs["pipeline"], folder)]
+        else:
+            paths = write_job_yamls(jobs, folder)
         for path in paths:
             print(f"wrote {path}")
         print(f"dry run: {len(paths)} job(s) written, nothing submitted")

@@ -224,8 +224,12 @@ def register_data(client, data_folder: Path, name: str, version: str | None = No
         raise UserError(f"{folder}: no train/images folder (expected the Kaggle layout)")
     files = training_files(folder)
     size = sum((folder / file).stat().st_size for file in files) / 1e6
-    print(f"uploading {len(files)} files ({size:.1f} MB) of {folder}: {', '.join(TRAINING_FILES)}"
-          f" and {', '.join(TRAINING_FOLDERS)}; nothing else")  # fmt: skip
+    kept = {name.split("/")[0] for name in files}
+    left = sorted(path.name for path in folder.iterdir() if path.name not in kept)
+    print(
+        f"uploading {len(files)} files ({size:.1f} MB) of {folder}: the CSVs and the PNGs of "
+        f"{', '.join(TRAINING_FOLDERS)}; not uploaded: {', '.join(left) or 'nothing'}"
+    )
     with staged(folder, files) as upload:
         data = Data(
             path=str(upload),
