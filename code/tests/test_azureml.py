@@ -98,7 +98,9 @@ class FakeClient:
     def _create_data(self, data):
         self.assets.append(data)
         root = Path(data.path)  # a staging folder that exists only during the upload
-        self.uploaded = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        self.uploaded = sorted(
+            p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+        )
         return SimpleNamespace(name=data.name, version="1", path="azureml://datastores/x")
 
 
@@ -157,7 +159,8 @@ def test_submit_creates_one_job_per_fold(fake_mlclient, tmp_path, capsys):
     ]
     for fold, job in zip([0, 2], jobs, strict=True):
         assert job.command == (
-            "python -m tgssalt.azureml.gpu && python train_fold.py --config-file train-config/test/unet-resnet-test.json "
+            "python -m tgssalt.azureml.gpu && python train_fold.py "
+            "--config-file train-config/test/unet-resnet-test.json "
             f"--cv-currentfold {fold} --data-folder ${{{{inputs.data}}}} "
             "--outputs-folder ${{outputs.outputs}}"
         )
@@ -481,7 +484,9 @@ def test_existing_cluster_size_and_tier_are_refused_not_reported_as_changed(caps
     existing = cluster_spec("tgschallenge", "Standard_NC4as_T4_v3", 0, 4, True, 600)
     client = FakeClient(existing=existing)
     with pytest.raises(UserError) as error:
-        create_cluster(client, cluster_spec("tgschallenge", "Standard_NC8as_T4_v3", 0, 4, False, 60))
+        create_cluster(
+            client, cluster_spec("tgschallenge", "Standard_NC8as_T4_v3", 0, 4, False, 60)
+        )
     assert str(error.value).startswith(
         "cluster tgschallenge exists with VM size Standard_NC4as_T4_v3 (asked "
         "Standard_NC8as_T4_v3), tier low_priority (asked dedicated): Azure cannot change"
@@ -549,7 +554,9 @@ def test_jobs_fail_at_once_when_jax_cannot_use_cuda(tmp_path):
         shell, shell=True, cwd=CODE, env=env, capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 2 and not (tmp_path / "trained").exists()
-    assert done.stderr.startswith("error: JAX could not start CUDA") and done.stderr.count("\n") == 1
+    assert (
+        done.stderr.startswith("error: JAX could not start CUDA") and done.stderr.count("\n") == 1
+    )
     assert "stopping rather than training on the CPU" in done.stderr
     cpu = {**env, "JAX_PLATFORMS": "cpu"}  # JAX starts, but on the CPU: refused as well
     done = subprocess.run(check, shell=True, cwd=CODE, env=cpu, capture_output=True, text=True)
@@ -628,8 +635,9 @@ def test_the_originals_command_line_runs_from_code(monkeypatch, tmp_path, capsys
     --entry-script train-fold.py --experiment-name production`, from code/ (Windows paths)."""
     monkeypatch.chdir(CODE)
     main = _script_main(CODE / "azureml-submit-run.py")
-    main(["--config-file", "train-config\\unet-resnet.json", "--entry-script", "train-fold.py",
-          "--experiment-name", "production", "--dry-run", "--outputs-folder", str(tmp_path)])  # fmt: skip
+    original = r"--config-file train-config\unet-resnet.json --entry-script train-fold.py"
+    main([*original.split(), "--experiment-name", "production", "--dry-run",
+          "--outputs-folder", str(tmp_path)])  # fmt: skip
     written = sorted((tmp_path / "azureml" / "production").glob("*.yml"))
     assert [path.name for path in written] == [f"unet-resnet-1-cvfold{k}.yml" for k in range(4)]
     job = load_job(written[0])
@@ -660,9 +668,13 @@ def test_sign_in_falls_back_to_browser_then_device_code(monkeypatch):
 
     def install(default, browser):
         fail = ClientAuthenticationError  # what these raise when they try and fail
-        monkeypatch.setattr(azure.identity, "DefaultAzureCredential", stand_in("default", default, fail))
-        monkeypatch.setattr(azure.identity, "InteractiveBrowserCredential", stand_in("browser", browser, fail))
-        monkeypatch.setattr(azure.identity, "DeviceCodeCredential", stand_in("device code", True))  # fmt: skip
+        monkeypatch.setattr(
+            azure.identity, "DefaultAzureCredential", stand_in("default", default, fail)
+        )
+        monkeypatch.setattr(
+            azure.identity, "InteractiveBrowserCredential", stand_in("browser", browser, fail)
+        )
+        monkeypatch.setattr(azure.identity, "DeviceCodeCredential", stand_in("device code", True))
 
     install(default=False, browser=False)
     assert sign_in_credential(True).get_token("scope").token == "token from device code"
@@ -724,3 +736,60 @@ def test_collect_quiets_the_sdks_large_download_warning(tmp_path, caplog):
     assert "AzCopy" not in caplog.text
     helper.warning("after collecting: AzCopy")  # the level is restored
     assert "after collecting" in caplog.text
+
+
+def test_resume_checkpoint_is_never_half_written_on_the_mount(tmp_path, monkeypatch):
+    """A copy that dies part-way (the node lost mid-copy) leaves the last checkpoint whole."""
+    import shutil
+
+    import numpy as np
+    from tgssalt import resume
+
+    target = tmp_path / "models" / "r-stage1.resume.npz"
+    target.parent.mkdir()
+    np.savez(target, state_json=np.array('{"next_epoch": 3}'))
+    before = target.read_bytes()
+    new = tmp_path / "new.npz"
+    np.savez(new, state_json=np.array('{"next_epoch": 4}'), model_0=np.zeros(1000))
+
+    def dies_midway(source, destination):
+        Path(destination).write_bytes(Path(source).read_bytes()[:100])
+        raise OSError("node lost")
+
+    monkeypatch.setattr(shutil, "copyfile", dies_midway)
+    with pytest.raises(OSError, match="node lost"):
+        resume.copy_verified(new, target)
+    assert target.read_bytes() == before and os.listdir(target.parent) == [target.name]
+
+    def copies_short(source, destination):  # a write that reports success but is short
+        Path(destination).write_bytes(Path(source).read_bytes()[:100])
+
+    monkeypatch.setattr(shutil, "copyfile", copies_short)
+    with pytest.raises(OSError, match="copied short"):
+        resume.copy_verified(new, target)
+    assert target.read_bytes() == before
+    monkeypatch.undo()
+    resume.copy_verified(new, target)
+    assert resume.load_state(target)[0] == {"next_epoch": 4}
+
+
+def test_collect_finds_the_fold_steps_of_a_recipe_pipeline(tmp_path, capsys):
+    data = write_data(tmp_path / "data")
+    config = config_for(folds=2)
+    pipeline = SimpleNamespace(**{**vars(_job("p1", "p1", "Completed", 5)), "type": "pipeline"})
+    steps = [_job(f"step{k}", f"fake-1-cvfold{k}", "Completed", k) for k in (0, 1)]
+    ensemble = _job("step-e", "ensemble the folds", "Completed", 3)
+    for job in [*steps, ensemble]:
+        job.tags, job.experiment_name = {}, None  # steps carry no run tag and no experiment
+
+    class PipelineJobs(FakeJobs):
+        def list(self, parent_job_name=None):
+            return iter([*steps, ensemble] if parent_job_name == "p1" else [pipeline])
+
+    jobs = PipelineJobs(
+        on_download=lambda name, into: write_fold(into, config, int(name[-1]), data)
+    )
+    report = collect_outputs("tgs-exp", tmp_path / "outputs", client=FakeClient(jobs))
+    assert report["downloaded"] == ["fake-1-cvfold0", "fake-1-cvfold1"] and not report["failed"]
+    assert jobs.downloads == [("step0", "outputs"), ("step1", "outputs")]
+    assert "az ml job download --name p1 --output-name submission" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The jobs' environment: the repo's pinned GPU requirements as a conda spec, on Azure ML's base image.
+"""The jobs' environment: the repo's pinned GPU requirements as a conda spec on a base image.
 
 `aml_config/environment/conda.yaml` is generated from `requirements-gpu.txt` (which includes
 `requirements.txt`) by `python aml_config/update-environment.py`, and a test keeps it in sync.

@@ -96,7 +96,8 @@ def fold_command(entry: str, config: str, fold: int | str) -> str:
     """The job's command line: the GPU check (`gpu.py`), then the entry script with the
     original's flags."""
     return (
-        f"{GPU_CHECK} && python {shlex.quote(entry)} --config-file {shlex.quote(config)} --cv-currentfold {fold}"
+        f"{GPU_CHECK} && python {shlex.quote(entry)} --config-file {shlex.quote(config)} "
+        f"--cv-currentfold {fold}"
         " --data-folder ${{inputs.data}} --outputs-folder ${{outputs.outputs}}"
     )
 

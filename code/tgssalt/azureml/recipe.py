@@ -21,7 +21,8 @@ SUBMISSION_OUTPUT = "submission"
 
 def fold_component(command: str, environment):
     """The fold step: `command` with `${{inputs.fold}}` for the fold number."""
-    from azure.ai.ml import Input, Output, command as command_builder
+    from azure.ai.ml import Input, Output
+    from azure.ai.ml import command as command_builder
 
     return command_builder(
         name="tgs_fold",
@@ -54,7 +55,8 @@ def ensemble_command(base: str, folds: list[int]) -> str:
 
 def ensemble_component(base: str, folds: list[int], environment):
     """The ensemble step: the data and every fold's outputs in, the submission out."""
-    from azure.ai.ml import Input, Output, command as command_builder
+    from azure.ai.ml import Input, Output
+    from azure.ai.ml import command as command_builder
 
     inputs = {"data": Input(type="uri_folder", mode="download")}
     inputs |= {f"fold{k}": Input(type="uri_folder", mode="ro_mount") for k in folds}
@@ -82,6 +84,7 @@ def recipe_pipeline(spec, fold_template: str, base: str, runs: dict, environment
     ensemble = ensemble_component(base, folds, environment)
 
     shown = ", ".join(map(str, folds))
+
     @dsl.pipeline(name=f"{base}-recipe", display_name=f"{base}: folds {shown}, then ensemble")
     def recipe(data):
         steps = {}

@@ -1,7 +1,8 @@
-"""The workspace side: connecting, the data asset and the GPU cluster.
+"""The workspace side: connecting, signing in, the data asset and the GPU cluster.
 
-`connect` reads the workspace's `config.json` with `MLClient.from_config` (building the client
-makes no network call); every call that reaches Azure runs inside `azure_errors`, which turns
+`connect` reads the repository's workspace config (`find_workspace_config`, never one above the
+repository) with `MLClient.from_config` (building the client makes no network call), signing in
+with `sign_in_credential`; every call that reaches Azure runs inside `azure_errors`, which turns
 the SDK's exceptions into one-line `UserError`s. Credentials are never printed: an
 authentication failure gives `LOGIN_MESSAGE`, not the credential chain's own report.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..paths import REPO_ROOT
-from . import AML_CONFIG_FOLDER, require_azure
+from . import require_azure
 
 LOGIN_MESSAGE = (
     "not signed in to Azure: run `az login` (Azure CLI; add --use-device-code on a machine "
@@ -26,8 +27,9 @@ LOGIN_MESSAGE = (
 )
 CONFIG_MESSAGE = (
     "no workspace config found: put the workspace's config.json (Azure portal: the workspace's "
-    "page, 'Download config.json') at aml_config/config.json, with subscription_id, "
-    "resource_group and workspace_name, or pass --workspace-config PATH"
+    "page, 'Download config.json') at .azureml/config.json in the repository, or fill in "
+    "aml_config/config.json (subscription_id, resource_group, workspace_name), or pass "
+    "--workspace-config PATH"
 )
 DEFAULT_VM_SIZE = "Standard_NC4as_T4_v3"  # 1 NVIDIA T4 (16 GB), 4 vCPUs
 # GPU sizes Azure has retired (NC, NCv2, NCv3 and ND series): a cluster of them cannot start.
