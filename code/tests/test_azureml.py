@@ -587,6 +587,7 @@ def test_a_lock_left_by_a_different_finished_job_is_stale(tmp_path, monkeypatch,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     import mlflow
 
+    mlflow.set_tracking_uri(uri)  # as in a job (earlier tests may have set another)
     client = mlflow.MlflowClient(uri)
     experiment = client.create_experiment("e", (tmp_path / "a").as_uri())
     failed, running = (client.create_run(experiment).info.run_id for _ in range(2))
