@@ -97,7 +97,8 @@ def sign_in_credential(interactive: bool | None = None):
         InteractiveBrowserCredential,
     )
 
-    interactive = sys.stdin.isatty() if interactive is None else interactive
+    if interactive is None:
+        interactive = sys.stdin is not None and sys.stdin.isatty()
     if not interactive:
         return DefaultAzureCredential()
     return ChainedTokenCredential(
