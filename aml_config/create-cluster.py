@@ -3,8 +3,8 @@
     python aml_config/create-cluster.py [--vm-size Standard_NC4as_T4_v3] [--max-nodes 4]
 
 An Azure ML compute cluster (AmlCompute) named tgschallenge, as the original's Batch AI cluster
-was: 0 to 4 nodes, one fold per node. Running again updates an existing cluster's node counts,
-idle time and tier (its VM size cannot change: delete it in the studio to change that).
+was: 0 to 4 nodes, one fold per node. Running again updates an existing cluster's node counts
+and idle time; its VM size and tier cannot change (delete it to change them, or use --name).
 """
 
 import argparse
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Check the settings, connect, create or update the cluster and describe it."""
     args = parse_args(argv)
-    from tgssalt.azureml.workspace import cluster_spec, connect, create_cluster
+    from tgssalt.azureml.workspace import cluster_report, cluster_spec, connect, create_cluster
 
     spec = cluster_spec(
         args.name,
@@ -58,11 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         args.idle_seconds,
     )
     cluster = create_cluster(connect(args.workspace_config), spec)
-    print(
-        f"cluster {cluster.name}: {cluster.size}, {cluster.min_instances} to "
-        f"{cluster.max_instances} nodes ({spec.tier}), idle scale-down after "
-        f"{args.idle_seconds} s"
-    )
+    print(cluster_report(cluster))
 
 
 if __name__ == "__main__":

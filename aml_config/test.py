@@ -2,8 +2,9 @@
 
     python aml_config/test.py
 
-Reads the workspace's config.json (aml_config/config.json, or --workspace-config) and signs in
-with `az login` or the AZURE_* environment variables of a service principal.
+Reads the repository's workspace config (.azureml/config.json, else aml_config/config.json, or
+--workspace-config) and signs in with `az login` or the AZURE_* environment variables of a
+service principal, else, at a terminal, in a browser or with a device code.
 """
 
 import argparse

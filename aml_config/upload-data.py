@@ -2,8 +2,10 @@
 
     python aml_config/upload-data.py [--data-folder data] [--name tgs-data]
 
-Uploads the folder that holds train.csv (train/, test/, the CSVs) to the workspace's default
-datastore; each run makes a new version, and jobs read the latest unless told a version.
+Uploads what training reads of the folder that holds train.csv (the CSVs and the PNGs of
+train/images, train/masks and test/images; not the Kaggle zips, not data/demo/ unless it is the
+folder given) to the workspace's default datastore; each run makes a new version, and jobs read
+the latest unless told a version.
 """
 
 import argparse

@@ -1,12 +1,17 @@
 """Submit one Azure ML job per cross-validation fold to a GPU cluster (Azure ML SDK v2).
 
     python code/azureml-submit-run.py --config-file code/train-config/unet-resnet.json \
-        --entry-script train_fold.py --experiment-name tgs-unet-resnet
+        --entry-script train_fold.py --experiment-name tgs-unet-resnet [--pipeline]
+
+The original's command line works too, from code/ and with Windows separators:
+`python azureml-submit-run.py --config-file train-config\\unet-resnet.json --entry-script
+train-fold.py --experiment-name production`.
 
 Each job runs the entry script (in code/) with --cv-currentfold k on the cluster, reading the
 registered data asset and writing the fold's outputs to the job's `outputs` output; fetch them
-with code/azureml-collect-outputs.py. --dry-run writes the jobs as YAML files under
-outputs/azureml/<experiment>/ instead (no network, no credentials).
+with code/azureml-collect-outputs.py. --pipeline submits one pipeline instead: the folds in
+parallel, then their ensemble, ending in the submission CSV. --dry-run writes the jobs (or the
+pipeline) as YAML files under outputs/azureml/<experiment>/ (no network, no credentials).
 """
 
 import argparse
@@ -44,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="build the environment from aml_config/environment/Dockerfile",
     )
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="one pipeline for the whole recipe: the folds in parallel, then the ensemble, "
+        "whose submission CSV is the pipeline's output `submission`",
+    )
     parser.add_argument("--dry-run", action="store_true", help="write job YAMLs, submit nothing")
     add_outputs_folder_argument(parser)
     add_workspace_argument(parser)
@@ -64,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
         data_asset=args.data_asset,
         docker=args.docker,
     )
-    submit_run(spec, args.outputs_folder, args.dry_run, args.workspace_config)
+    submit_run(
+        spec, args.outputs_folder, args.dry_run, args.workspace_config, pipeline=args.pipeline
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The run layout (names and paths of every artifact) and the split file written once per config."""
 
+import dataclasses
 from pathlib import Path
 
-import dataclasses
 import numpy as np
 import pytest
 from fakes import config_for, masks_for

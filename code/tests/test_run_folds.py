@@ -91,8 +91,12 @@ def test_refuses_folds_of_a_changed_config(setup):
         rf.run_folds(config_file, data_folder, outputs)
     assert trained == []
     assert config_difference(changed.to_dict(), config.to_dict()) == "seed: 1 -> 5678"
-    assert config_difference({"stage1": {"epochs": 3}}, config.to_dict()) == "stage1.epochs: 3 -> 20"
-    assert config_difference({"seed": 5678}, config.to_dict()) is None  # keys added later are ignored
+    assert (
+        config_difference({"stage1": {"epochs": 3}}, config.to_dict()) == "stage1.epochs: 3 -> 20"
+    )
+    assert (
+        config_difference({"seed": 5678}, config.to_dict()) is None
+    )  # keys added later are ignored
 
 
 def test_a_failing_fold_stops_before_the_ensemble(setup, monkeypatch):

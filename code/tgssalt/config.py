@@ -349,7 +349,8 @@ def inapplicable_keys(config: Config) -> dict[str, str]:
     """Every dotted key that does nothing in `config`, with the reason."""
     reasons = {}
     if config.encoder is not None:
-        reasons.update({f"model.{k}": f"not with an 'encoder': {why}" for k, why in _NOT_WITH_ENCODER.items()})
+        for key, why in _NOT_WITH_ENCODER.items():
+            reasons[f"model.{key}"] = f"not with an 'encoder': {why}"
     for name in STAGE_NAMES:
         if config.encoder is None:
             reasons[f"{name}.epochs_weights_frozen"] = (

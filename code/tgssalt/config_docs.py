@@ -23,7 +23,8 @@ DESCRIPTIONS: dict[str, str] = {
     "input.coord_channels": "append depth channels inside the model: each row's relative depth "
     "(0 top, 1 bottom) and image x depth; with an `encoder` and 1 input channel they become its "
     "3 channels (image, depth, image x depth)",
-    "model.type": "the from-scratch model, a name in `MODELS` (listed below); refused with an `encoder`",
+    "model.type": "the from-scratch model, a name in `MODELS` (listed below); refused with an "
+    "`encoder`",
     "model.start_filters": "filters at the first U-Net level, doubling at each level down; with "
     "an `encoder`, the decoder's width: U-Net decoder `16x` to `1x` it (256-128-64-32-16), FPN "
     "pyramid `16x`, its heads `8x`",

@@ -175,9 +175,7 @@ def train_stage(
         print(f"{out.run}: {stage_name}: complete in the interrupted run; restored its best epoch")
         return StageResult(saved.record, stage_export(model, stage_name, config, out))
     _announce_stage(out, stage_name, stage, saved.record if saved else None)
-    batches = AugmentedBatches(
-        *train_xy, stage.batch_size, config.augmentation, seed=config.seed
-    )
+    batches = AugmentedBatches(*train_xy, stage.batch_size, config.augmentation, seed=config.seed)
     record = saved.record if saved else StageRecord()
     fit = StageFit(model, stage_name, config, out, batches, valid_xy, record)
     frozen = min(stage.epochs_weights_frozen, stage.epochs)

@@ -4,7 +4,9 @@ critical sections shared by the processes of one outputs folder (`exclusive`).
 Two processes training different folds into one outputs folder never clash (each fold has its
 own files); the same fold started twice would, so the second refuses clearly. A lock left by a
 killed process is taken over: on the same host when its process is gone, and in an Azure ML job
-when the lock is the same job's (a preempted low-priority node restarting the job).
+when the lock is the same job's (a preempted low-priority node restarting the job) or a
+different job's that has finished (a fold submitted again after its job failed: the fold's
+output path is the same for both jobs).
 """
 
 import contextlib
@@ -49,12 +51,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def is_stale(holder: dict, me: dict) -> bool:
-    """Whether a lock's holder is certainly gone, so the lock may be taken over."""
+def is_stale(holder: dict, me: dict, job_finished=None) -> bool:
+    """Whether a lock's holder is certainly gone, so the lock may be taken over.
+
+    `job_finished(job)` says whether another Azure ML job has ended (default: its MLflow run's
+    status, `tracking.run_finished`); a job whose state cannot be read counts as running.
+    """
     if not holder:
         return True
     if me["job"] and holder.get("job") == me["job"]:
         return True
+    if me["job"] and holder.get("job"):
+        if job_finished is None:
+            from .tracking import run_finished as job_finished
+        return job_finished(holder["job"])
     return holder.get("host") == me["host"] and not _alive(int(holder.get("pid", -1)))
 
 

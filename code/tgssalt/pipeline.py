@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from skimage.transform import resize
 
-from .config import AugmentationConfig, Config
 from .competition import IMAGE_SIZE
+from .config import AugmentationConfig, Config
 
 
 def preprocess(images: np.ndarray, config: Config) -> np.ndarray:
@@ -46,7 +46,9 @@ class AugmentedBatches(keras.utils.PyDataset):
     run (which sets `epoch`) all see the batches an uninterrupted run would.
     """
 
-    def __init__(self, x, y, batch_size: int, augmentation: AugmentationConfig, seed: int, **kwargs):
+    def __init__(
+        self, x, y, batch_size: int, augmentation: AugmentationConfig, seed: int, **kwargs
+    ):
         super().__init__(**kwargs)
         self.x, self.y, self.batch_size, self.aug = x, y, batch_size, augmentation
         self.seed = seed

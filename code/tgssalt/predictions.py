@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
 from .atomic import atomic_path
+from .config import Config
 from .errors import UserError
 from .layout import parse_fold_run
 

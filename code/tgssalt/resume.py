@@ -10,6 +10,8 @@ that finished is recorded as complete and is skipped.
 
 import dataclasses
 import json
+import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -69,8 +71,28 @@ def save_state(path: Path, model: keras.Model, record: StageRecord) -> None:
         for i, v in enumerate(model.optimizer.variables):
             arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(v)
     arrays[_STATE] = np.array(json.dumps(dataclasses.asdict(record)))
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
+    with tempfile.TemporaryDirectory(prefix="tgs-resume-") as local:
+        written = Path(local) / "resume.npz"
+        np.savez(written, **arrays)
+        copy_verified(written, path)
+
+
+def copy_verified(source: Path, target: Path) -> None:
+    """Copy `source` onto `target` so that `target` is always a whole checkpoint, also on an
+    Azure ML read-write blob mount, where a rename is a copy then a delete, not atomic.
+
+    The zip is written on local disk (a zip writer seeks, which a blob mount serves badly),
+    copied to a temporary name beside the target, checked to have the full size, and only then
+    renamed over the target. A node that dies during the copy leaves the previous checkpoint
+    untouched (and a hidden `.tmp` file that nothing reads); one that dies during the mount's
+    rename (a server-side blob copy, then a delete) leaves the previous or the new checkpoint,
+    plus that `.tmp` file. Were the target ever unreadable, `load_state` says so and
+    `--restart` trains the fold from scratch.
+    """
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+        if tmp.stat().st_size != source.stat().st_size:
+            raise OSError(f"{target}: the resume checkpoint was copied short")
 
 
 def load_state(path: Path) -> Checkpoint | None:

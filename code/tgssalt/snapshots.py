@@ -14,8 +14,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from .config import StageConfig
 from .atomic import atomic_path
+from .config import StageConfig
 from .models import with_sigmoid
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from .config import Config
 from .atomic import atomic_path
+from .config import Config
 from .data import read_csv
 from .errors import UserError
 from .metrics import coverage_class

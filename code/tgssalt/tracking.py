@@ -32,8 +32,12 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: Config) -> Iterator:
     """Start an MLflow run logging the resolved config as params; yields the `mlflow` module."""
     mlflow = prepare_experiment(outputs_folder, experiment)
-    with mlflow.start_run(run_name=run_name):
-        mlflow.log_params({k: str(v)[:250] for k, v in _flatten(config.to_dict()).items()})
+    with mlflow.start_run(run_name=run_name) as run:
+        params = {k: str(v)[:250] for k, v in _flatten(config.to_dict()).items()}
+        # A restarted Azure ML job attaches to its run again, which has these params already:
+        # log only the missing ones (re-logging one may be refused by the tracking server).
+        logged = mlflow.get_run(run.info.run_id).data.params
+        mlflow.log_params({k: v for k, v in params.items() if k not in logged})
         yield mlflow
 
 
@@ -62,6 +66,18 @@ def prepare_experiment(outputs_folder: Path, experiment: str):
         # active one first would make MLflow refuse the run.
         mlflow.set_experiment(experiment)
     return mlflow
+
+
+def run_finished(run_id: str) -> bool:
+    """Whether the MLflow run `run_id` (in Azure ML, a job's name) has ended; False when it cannot
+    be read. A fold lock left by a finished job is stale (`lock.is_stale`)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    try:
+        return mlflow.get_run(run_id).info.status in ("FINISHED", "FAILED", "KILLED")
+    except Exception:  # noqa: BLE001 - unreachable server, unknown run: assume it runs
+        return False
 
 
 def log_fold_metrics(metrics: dict, path: Path) -> None:

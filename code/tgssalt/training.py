@@ -11,8 +11,8 @@ from pathlib import Path
 
 import keras
 
-from .config import StageConfig
 from .atomic import atomic_path
+from .config import StageConfig
 from .device import jit_compile_setting
 from .keras_metrics import CompetitionScore
 from .losses import get_loss

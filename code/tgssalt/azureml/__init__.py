@@ -3,9 +3,12 @@
 The original project submitted one Azure ML job per cross-validation fold to a Batch AI cluster
 with the retired v1 SDK; this subpackage does the same with the current SDK:
 
-- `workspace`: connecting from `aml_config/config.json`, the data asset, the GPU cluster;
+- `workspace`: connecting (the repository's workspace config, sign-in), the data asset, the GPU
+  cluster;
 - `environment`: the jobs' environment (a conda spec built from the pinned requirements);
 - `jobs`: one command job per fold, submitted or written as YAML (`--dry-run`);
+- `recipe`: the whole recipe as one pipeline, the folds in parallel and then the ensemble;
+- `gpu`: the jobs' first step, failing at once when JAX cannot use the node's GPU;
 - `collect`: downloading finished jobs' outputs into the local outputs layout.
 
 `azure-ai-ml` and `azure-identity` are optional (`requirements-azure.txt`): they are imported
@@ -44,6 +47,7 @@ def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
         "--workspace-config",
         type=Path,
         default=None,
-        help="the workspace's config.json, or a folder to search from (default: "
-        ".azureml/config.json or aml_config/config.json, searched from the repository root up)",
+        help="the workspace's config.json, or a folder holding .azureml/config.json, "
+        "aml_config/config.json or config.json (default: the repository's .azureml/config.json, "
+        "else aml_config/config.json; never a folder above the repository)",
     )

@@ -8,13 +8,15 @@ is used. Failed and unfinished runs are listed and make the command fail after t
 downloaded, so a missing fold is never skipped silently.
 """
 
-import re
+import contextlib
+import logging
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UserError
-from ..layout import fold_complete
+from ..layout import fold_complete, parse_fold_run
 from .workspace import azure_errors, connect
 
 COMPLETED = "Completed"
@@ -23,9 +25,19 @@ OUTPUT_NAME = "outputs"
 
 
 def experiment_jobs(client, experiment: str) -> list:
-    """The jobs of `experiment` in the workspace."""
+    """The fold jobs of `experiment` in the workspace: its command jobs, and the fold steps of
+    its recipe pipelines (a step's display name is its fold run)."""
     with azure_errors(f"listing the jobs of experiment {experiment}"):
-        return [job for job in client.jobs.list() if job.experiment_name == experiment]
+        jobs = [job for job in client.jobs.list() if job.experiment_name == experiment]
+        steps = []
+        for pipeline in (job for job in jobs if getattr(job, "type", None) == "pipeline"):
+            print(
+                f"pipeline {pipeline.name} ({pipeline.status}): its submission CSV with "
+                f"az ml job download --name {pipeline.name} --output-name submission"
+            )
+            children = client.jobs.list(parent_job_name=pipeline.name)
+            steps += [step for step in children if parse_fold_run(run_of(step))[1] is not None]
+    return [job for job in jobs if getattr(job, "type", None) != "pipeline"] + steps
 
 
 def _created(job) -> float:
@@ -51,6 +63,27 @@ def pick_jobs(jobs: list) -> dict:
     return dict(sorted(picked.items()))
 
 
+# The SDK's storage helpers log a multi-line "exceeds 100 MB, use AzCopy" warning for every
+# file once a download passes 100 MB in all: a fold's outputs always do (its models).
+SIZE_WARNING_LOGGERS = tuple(
+    f"azure.ai.ml._artifacts._{kind}_storage_helper" for kind in ("blob", "gen2", "fileshare")
+)
+
+
+@contextlib.contextmanager
+def quiet_size_warning() -> Iterator[None]:
+    """Silence the SDK's per-file large-download warning inside the block."""
+    loggers = [logging.getLogger(name) for name in SIZE_WARNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def download_outputs(client, job, outputs_folder: Path) -> int:
     """Download a job's `outputs` into `outputs_folder`; return how many files came.
 
@@ -59,7 +92,7 @@ def download_outputs(client, job, outputs_folder: Path) -> int:
     """
     staging = Path(outputs_folder) / "azureml" / "downloads" / job.name
     shutil.rmtree(staging, ignore_errors=True)
-    with azure_errors(f"downloading the outputs of job {job.name}"):
+    with azure_errors(f"downloading the outputs of job {job.name}"), quiet_size_warning():
         client.jobs.download(job.name, download_path=staging, output_name=OUTPUT_NAME)
     source = staging / "named-outputs" / OUTPUT_NAME
     if not source.is_dir():
@@ -102,7 +135,7 @@ def collect_outputs(
     for run, job in picked.items():
         report[collect_one(client, run, job, outputs_folder, overwrite)].append(run)
     for base in sorted(
-        {re.sub(r"-cvfold\d+$", "", run) for run in report["downloaded"] + report["present"]}
+        {parse_fold_run(run)[0] for run in report["downloaded"] + report["present"]}
     ):
         print(
             f"ensemble with: python code/ensemble.py --run {base} --outputs-folder {outputs_folder}"

@@ -1,4 +1,4 @@
-"""The jobs' environment: the repo's pinned GPU requirements as a conda spec, on a CUDA image.
+"""The jobs' environment: the repo's pinned GPU requirements as a conda spec on a base image.
 
 `aml_config/environment/conda.yaml` is generated from `requirements-gpu.txt` (which includes
 `requirements.txt`) by `python aml_config/update-environment.py`, and a test keeps it in sync.
@@ -19,13 +19,20 @@ from . import AML_CONFIG_FOLDER, require_azure
 ENVIRONMENT_FOLDER = AML_CONFIG_FOLDER / "environment"
 CONDA_FILE = ENVIRONMENT_FOLDER / "conda.yaml"
 GPU_REQUIREMENTS = REPO_ROOT / "requirements-gpu.txt"
-# Azure ML's current CUDA 12 base image (Ubuntu 24.04, conda); the JAX wheels bring their own
-# CUDA libraries, so the image only has to run on the cluster's NVIDIA driver.
-BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-cuda12.6-ubuntu24.04:latest"
+# Azure ML's plain (non-CUDA) base image, Ubuntu 24.04 with conda, at a dated tag so that a
+# rebuild gets the same image: `jax[cuda12]` brings its own CUDA and cuDNN libraries as pip
+# wheels and needs only the NVIDIA driver, which Azure ML mounts into the container on a GPU
+# node; the CUDA image would add about 3 GB that nothing here uses.
+BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-ubuntu24.04:20260901.v1"
 PYTHON_VERSION = "3.11"
 NOT_IN_JOBS = frozenset({"mlflow"})
 JOB_ONLY = ("mlflow-skinny==3.15.0", "azureml-mlflow==1.62.0.post6")
-JOB_ENVIRONMENT_VARIABLES = {"KERAS_BACKEND": "jax"}
+# JAX_PLATFORMS=cuda: JAX fails at its first use when it cannot start CUDA on the node (driver,
+# library mismatch), where it would otherwise warn and train on the CPU while the GPU is paid.
+JOB_ENVIRONMENT_VARIABLES = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cuda"}
+# `nodefaults`: recent Miniconda adds Anaconda's default channels, whose terms of service must
+# be accepted interactively, so an unattended image build would stop there.
+CONDA_CHANNELS = ("conda-forge", "nodefaults")
 
 
 def read_requirements(path: Path) -> list[str]:
@@ -56,12 +63,13 @@ def job_requirements(path: Path = GPU_REQUIREMENTS) -> list[str]:
 def render_conda_spec(path: Path = GPU_REQUIREMENTS) -> str:
     """The text of `aml_config/environment/conda.yaml` for the requirements in `path`."""
     pip_lines = "".join(f"      - {line}\n" for line in job_requirements(path))
+    channel_lines = "".join(f"  - {channel}\n" for channel in CONDA_CHANNELS)
     return (
         "# The Azure ML jobs' environment. Generated from requirements-gpu.txt (and\n"
         "# requirements.txt) by `python aml_config/update-environment.py`: edit those, not this.\n"
         "name: tgs-salt-gpu\n"
         "channels:\n"
-        "  - conda-forge\n"
+        f"{channel_lines}"
         "dependencies:\n"
         f"  - python={PYTHON_VERSION}\n"
         "  - pip\n"

@@ -3,11 +3,12 @@
 Each job uploads `code/`, runs the entry script (`train_fold.py`) with `--cv-currentfold k`,
 reads the registered data asset (downloaded to the node) as `--data-folder` and writes the fold's
 outputs to the job output `outputs` as `--outputs-folder`: the same layout as a local fold, which
-`collect` brings back. The output is mounted read-write (not uploaded at the end) so that every
-epoch's resume checkpoint is in the datastore at once: a preempted low-priority node's job,
-restarted by Azure ML, resumes from its last complete epoch as a local rerun does. `--dry-run`
-writes the jobs as YAML files
-that `azure.ai.ml.load_job` and `az ml job create -f` read, with paths relative to the file.
+`collect` brings back. The output is mounted read-write (not uploaded at the end) at a datastore
+path fixed per experiment and fold run (`output_path`), so that every epoch's resume checkpoint
+is in the datastore at once: a preempted low-priority node's job, restarted by Azure ML, and a
+failed fold submitted again both resume from the last complete epoch, as a local rerun does.
+`--dry-run` writes the jobs as YAML files that `azure.ai.ml.load_job` and `az ml job create -f`
+read, with paths relative to the file.
 """
 
 import io
@@ -20,10 +21,12 @@ from pathlib import Path
 from ..atomic import write_text
 from ..config import load_config
 from ..errors import UserError
-from ..layout import run_name
+from ..layout import base_run, fold_run
 from . import CODE_FOLDER, DEFAULT_COMPUTE, DEFAULT_DATA_ASSET, require_azure
 from .environment import JOB_ENVIRONMENT_VARIABLES, job_environment
 
+GPU_CHECK = "python -m tgssalt.azureml.gpu"  # fails the job at once when JAX has no GPU
+OUTPUT_DATASTORE = "workspaceblobstore"  # every workspace's default blob datastore
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
 
 
@@ -44,18 +47,28 @@ def in_code_folder(path_text: str, what: str) -> str:
     """`path_text` (from the working directory, or from code/) as a path relative to code/.
 
     Only code/ is uploaded with a job, so the config and the entry script must be inside it.
+    The original's spellings are accepted: Windows separators (`train-config\\unet-resnet.json`)
+    and its entry script's name `train-fold.py` (now `train_fold.py`, importable).
     """
-    for candidate in (Path(path_text), CODE_FOLDER / path_text):
-        if candidate.is_file():
-            resolved = candidate.resolve()
-            break
-    else:
+    path = Path(path_text.replace("\\", "/"))
+    names = [path, path.with_name(path.name.replace("-", "_"))] if path.suffix == ".py" else [path]
+    candidates = [folder / name for name in names for folder in (Path(), CODE_FOLDER)]
+    found = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if found is None:
         raise UserError(f"{path_text}: {what} not found (looked here and in {CODE_FOLDER})")
+    resolved = found.resolve()
     if not resolved.is_relative_to(CODE_FOLDER):
         raise UserError(
             f"{path_text}: the {what} must be inside {CODE_FOLDER}, the folder a job uploads"
         )
     return resolved.relative_to(CODE_FOLDER).as_posix()
+
+
+def output_path(experiment: str, run: str) -> str:
+    """The fold's outputs on the workspace's default datastore: the same path for every job of
+    one experiment and fold run, so a fold resubmitted after a failure finds its last resume
+    checkpoint there and continues (a per-job default path would start it from epoch 0)."""
+    return f"azureml://datastores/{OUTPUT_DATASTORE}/paths/tgssalt/{experiment}/{run}/"
 
 
 def data_input_path(asset: str) -> str:
@@ -79,16 +92,29 @@ def check_folds(folds: list[int] | None, n_folds: int) -> list[int]:
     return folds
 
 
-def fold_command(entry: str, config: str, fold: int) -> str:
-    """The job's command line: the entry script with the original's flags."""
+def fold_command(entry: str, config: str, fold: int | str) -> str:
+    """The job's command line: the GPU check (`gpu.py`), then the entry script with the
+    original's flags."""
     return (
-        f"python {shlex.quote(entry)} --config-file {shlex.quote(config)} --cv-currentfold {fold}"
+        f"{GPU_CHECK} && python {shlex.quote(entry)} --config-file {shlex.quote(config)} "
+        f"--cv-currentfold {fold}"
         " --data-folder ${{inputs.data}} --outputs-folder ${{outputs.outputs}}"
     )
 
 
-def fold_jobs(spec: RunSpec) -> dict:
-    """`{run name: CommandJob}`, one job per fold, the config loaded and checked locally first."""
+@dataclass(frozen=True)
+class Plan:
+    """A checked submission: paths relative to code/, the run names and the environment."""
+
+    config_path: str
+    entry: str
+    base: str
+    runs: dict  # fold -> run name
+    environment: object
+
+
+def plan(spec: RunSpec) -> Plan:
+    """Check the spec and load the config locally, before anything is built or submitted."""
     require_azure()
     if not EXPERIMENT_NAME.fullmatch(spec.experiment):
         raise UserError(
@@ -97,15 +123,30 @@ def fold_jobs(spec: RunSpec) -> dict:
     config_path = in_code_folder(spec.config_file, "config file")
     entry = in_code_folder(spec.entry_script, "entry script")
     config = load_config(CODE_FOLDER / config_path)
-    folds = check_folds(spec.folds, config["crossvalidation"]["folds"])
-    base = run_name(config["name"], config["version"], None)
-    environment = job_environment(spec.docker)
+    folds = check_folds(spec.folds, config.crossvalidation.folds)
+    base = base_run(config)
+    runs = {fold: fold_run(base, fold) for fold in folds}
+    return Plan(config_path, entry, base, runs, job_environment(spec.docker))
+
+
+def fold_jobs(spec: RunSpec) -> dict:
+    """`{run name: CommandJob}`, one job per fold, the config loaded and checked locally first."""
+    p = plan(spec)
     jobs = {}
-    for fold in folds:
-        run = run_name(config["name"], config["version"], fold)
-        tags = {"fold": str(fold), "run": run, "base": base, "config": config_path}
-        jobs[run] = fold_job(spec, fold_command(entry, config_path, fold), environment, tags)
+    for fold, run in p.runs.items():
+        tags = {"fold": str(fold), "run": run, "base": p.base, "config": p.config_path}
+        command = fold_command(p.entry, p.config_path, fold)
+        jobs[run] = fold_job(spec, command, p.environment, tags)
     return jobs
+
+
+def recipe_job(spec: RunSpec):
+    """The whole recipe as one pipeline job (`recipe.recipe_pipeline`)."""
+    from .recipe import recipe_pipeline
+
+    p = plan(spec)
+    template = fold_command(p.entry, p.config_path, "${{inputs.fold}}")
+    return recipe_pipeline(spec, template, p.base, p.runs, p.environment)
 
 
 def fold_job(spec: RunSpec, command: str, environment, tags: dict):
@@ -124,7 +165,11 @@ def fold_job(spec: RunSpec, command: str, environment, tags: dict):
         inputs={
             "data": Input(type="uri_folder", path=data_input_path(spec.data_asset), mode="download")
         },
-        outputs={"outputs": Output(type="uri_folder", mode="rw_mount")},
+        outputs={
+            "outputs": Output(
+                type="uri_folder", mode="rw_mount", path=output_path(spec.experiment, tags["run"])
+            )
+        },
         environment_variables=dict(JOB_ENVIRONMENT_VARIABLES),
         tags=tags,
     )
@@ -176,12 +221,24 @@ def submit_jobs(client, jobs: dict) -> list:
 
 
 def submit_run(
-    spec: RunSpec, outputs_folder: Path, dry_run: bool, workspace_config=None, client=None
+    spec: RunSpec,
+    outputs_folder: Path,
+    dry_run: bool,
+    workspace_config=None,
+    client=None,
+    pipeline: bool = False,
 ):
-    """Build the fold jobs; write them as YAML (`dry_run`, no network) or submit them."""
-    jobs = fold_jobs(spec)
+    """Build the fold jobs (or, with `pipeline`, the one recipe pipeline); write them as YAML
+    (`dry_run`, no network) or submit them."""
+    jobs = {"pipeline": recipe_job(spec)} if pipeline else fold_jobs(spec)
     if dry_run:
-        paths = write_job_yamls(jobs, Path(outputs_folder) / "azureml" / spec.experiment)
+        folder = Path(outputs_folder) / "azureml" / spec.experiment
+        if pipeline:
+            from .recipe import write_pipeline_yaml
+
+            paths = [write_pipeline_yaml(jobs["pipeline"], folder)]
+        else:
+            paths = write_job_yamls(jobs, folder)
         for path in paths:
             print(f"wrote {path}")
         print(f"dry run: {len(paths)} job(s) written, nothing submitted")

@@ -13,8 +13,8 @@ and segmentation 128 channels). The from-scratch U-Net's decoder is `residual.de
 
 from keras import layers
 
-from .blocks import conv_bn_relu, match_size, scse, upsample_to
 from ..config import ModelConfig
+from .blocks import conv_bn_relu, match_size, scse, upsample_to
 
 
 def _targets(features, strides, size: int) -> list:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import keras
 
+from ..config import Config, EncoderConfig, ModelConfig
 from ..errors import UserError
 from . import encoders, residual
 from .blocks import hypercolumn, pad, padded_size
 from .decoders import DECODERS
 from .heads import logits_output
 from .inputs import adapt_input
-from ..config import Config, EncoderConfig, ModelConfig
 
 
 @dataclass(frozen=True)

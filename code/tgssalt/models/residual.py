@@ -10,8 +10,8 @@ out; its logits conv is 1x1, as the original's.
 
 from keras import layers
 
-from .blocks import batch_norm, conv_bn_relu, scse
 from ..config import ModelConfig
+from .blocks import batch_norm, conv_bn_relu, scse
 
 
 def residual_block(x, filters: int):
