@@ -13,7 +13,7 @@ import pandas as pd
 from PIL import Image
 
 from .competition import IMAGE_SIZE
-from .errors import UserError
+from .errors import UserError, first_line
 
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Larger images are refused from their header: a seismic section is ~100x100, and a PNG of a
@@ -63,7 +63,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{path}: not a readable CSV ({reason})") from None
 
 

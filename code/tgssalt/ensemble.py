@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures
+from .competition import DEFAULT_THRESHOLD
 from .data import read_ids, read_images, resolve_data_folder
 from .errors import UserError
 from .layout import Outputs, any_fold_run, ensemble_run
@@ -197,7 +198,7 @@ def oof_scores(
         "threshold": threshold,
         "min_area": min_area,
         "oof_score_threshold_only": threshold_search(truth, probs, thresholds)[1],
-        "oof_score_at_0.5": competition_score(truth, binarize(probs, 0.5)),
+        "oof_score_at_0.5": competition_score(truth, binarize(probs, DEFAULT_THRESHOLD)),
         "mean_fold_validation_score": float(np.mean(fold_scores)),
         "fold_validation_scores": fold_scores,
         "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),

@@ -22,3 +22,10 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line, for a `UserError` (library messages can run over many
+    lines); its type's name when it has no message."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0][:limit] if lines else "") or type(exc).__name__

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import figures
 from .atomic import atomic_path
+from .competition import DEFAULT_THRESHOLD
 from .config import Config, StageConfig, save_config
 from .data import load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
@@ -312,7 +313,7 @@ def evaluate(prob_model: keras.Model, config: Config, out: RunOutputs, data, val
     )
     metrics = {
         "validation_score": float(best),
-        "validation_score_at_0.5": competition_score(truth, probs > 0.5),
+        "validation_score_at_0.5": competition_score(truth, probs > DEFAULT_THRESHOLD),
         "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),
         "threshold": float(threshold),
         "validation_images": int(len(valid_idx)),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .competition import COMPETITION
 from .data import read_ids, resolve_data_folder
-from .errors import UserError
+from .errors import UserError, first_line
 from .submission import validate_submission
 
 CREDENTIALS_MESSAGE = (
@@ -64,7 +64,7 @@ def upload(path: Path, message: str, api=None, competition: str = COMPETITION) -
         raise UserError(CREDENTIALS_MESSAGE) from None
     except Exception as exc:  # the client raises HTTP and connection errors of several types
         raise UserError(
-            f"Kaggle refused the submission of {path} ({_first_line(exc)}); check the "
+            f"Kaggle refused the submission of {path} ({first_line(exc)}); check the "
             f"credentials and that the rules of {competition} are accepted"
         ) from None
     text = str(getattr(reply, "message", reply) or "")
@@ -112,9 +112,3 @@ def latest_status(api, competition: str = COMPETITION) -> str | None:
         if getattr(latest, name, None) not in (None, "")
     ]
     return ", ".join(parts) or None
-
-
-def _first_line(exc: Exception) -> str:
-    """An exception as one short line for an error message."""
-    text = str(exc).strip().splitlines()
-    return (text[0][:200] if text else "") or type(exc).__name__

@@ -7,13 +7,14 @@ kept apart so that scoring a submission never imports a deep-learning backend.
 import keras
 from keras import ops
 
+from .competition import DEFAULT_THRESHOLD
 from .metrics import THRESHOLD_PERCENTS
 from .models import heads
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
 def competition_score_ops(
-    y_true: object, y_pred: object, threshold: float = 0.5, from_logits: bool = False
+    y_true: object, y_pred: object, threshold: float = DEFAULT_THRESHOLD, from_logits: bool = False
 ) -> object:
     """Per-image competition score (batch,) in `keras.ops`, for any backend.
 
@@ -51,7 +52,7 @@ class CompetitionScore(keras.metrics.MeanMetricWrapper):
 
     def __init__(
         self,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         from_logits: bool = False,
         name: str = "score",
         dtype: str | None = None,

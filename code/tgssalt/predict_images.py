@@ -21,10 +21,10 @@ from PIL import Image
 from skimage.transform import resize
 
 from .atomic import atomic_path
-from .competition import IMAGE_SIZE
+from .competition import DEFAULT_THRESHOLD, IMAGE_SIZE
 from .config import Config, resolve_config
 from .data import read_png
-from .errors import UserError
+from .errors import UserError, first_line
 from .layout import STAGE_NAMES, Outputs, RunOutputs, any_fold_run
 from .metrics import binarize
 from .rle import rle_encode
@@ -140,7 +140,9 @@ def postprocessing(
         if metrics is not None:
             thresholds.append(float(metrics["threshold"]))
     if not thresholds:
-        return Postprocessing(0.5, 0, "the default (no metrics JSON beside the models)")
+        return Postprocessing(
+            DEFAULT_THRESHOLD, 0, "the default (no metrics JSON beside the models)"
+        )
     source = f"the mean of {len(thresholds)} model(s)' validation thresholds"
     return Postprocessing(float(np.mean(thresholds)), 0, source)
 
@@ -172,7 +174,7 @@ def load_models(paths: list[Path], tta: bool, batch_size: int) -> list[tuple]:
         try:
             model = keras.saving.load_model(path, compile=False)
         except (OSError, ValueError, TypeError) as exc:
-            raise UserError(f"{path}: cannot load model ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"{path}: cannot load model ({first_line(exc)})") from None
         model.compile(jit_compile=jit_compile_setting())
         models.append((model, predict_config(path, model.input_shape, tta, batch_size)))
     return models

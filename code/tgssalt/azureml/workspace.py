@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..paths import REPO_ROOT
 from . import require_azure
 
@@ -80,7 +80,7 @@ def connect(workspace_config: Path | None = None, credential=None, root: Path = 
     try:
         client = MLClient.from_config(credential, path=str(path))
     except (ValidationException, ValueError, KeyError, OSError) as exc:
-        raise UserError(f"{path}: the workspace config is not valid: {_first_line(exc)}") from None
+        raise UserError(f"{path}: the workspace config is not valid: {first_line(exc)}") from None
     _check_placeholders(client, path)
     return client
 
@@ -125,7 +125,7 @@ class _PassOn:
         try:
             return self.credential.get_token(*scopes, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure: try the next sign-in
-            raise CredentialUnavailableError(message=_first_line(exc)) from None
+            raise CredentialUnavailableError(message=first_line(exc)) from None
 
 
 def _quiet_sdk_logs() -> None:
@@ -166,11 +166,11 @@ def azure_errors(what: str) -> Iterator[None]:
     except ClientAuthenticationError:  # before HttpResponseError, its base class
         raise UserError(LOGIN_MESSAGE) from None
     except ResourceNotFoundError as exc:
-        raise UserError(f"{what}: not found ({_first_line(exc)})") from None
+        raise UserError(f"{what}: not found ({first_line(exc)})") from None
     except ServiceRequestError as exc:
-        raise UserError(f"{what}: could not reach Azure ({_first_line(exc)})") from None
+        raise UserError(f"{what}: could not reach Azure ({first_line(exc)})") from None
     except (HttpResponseError, MlException) as exc:
-        raise UserError(f"{what} failed: {_first_line(exc)}") from None
+        raise UserError(f"{what} failed: {first_line(exc)}") from None
 
 
 def workspace_summary(client) -> str:
@@ -314,9 +314,3 @@ def cluster_report(cluster) -> str:
         f"{cluster.max_instances} nodes ({cluster.tier}), {idle_text}; its VM size and tier "
         "cannot change (delete it to change), its node counts and idle time can"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception as one short line (the SDK's messages run over many lines)."""
-    text = str(exc).strip().splitlines()
-    return (text[0][:300] if text else "") or type(exc).__name__

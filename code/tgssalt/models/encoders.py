@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 from keras import applications as apps
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from . import resnets
 from .blocks import BN_MOMENTUM
 
@@ -136,7 +136,7 @@ def build_encoder(name: str, size: int, weights: str | None) -> tuple[keras.Mode
         try:
             encoder.load_weights(weights)
         except (ValueError, KeyError, OSError) as exc:
-            message = f"{weights}: not weights of a {name} encoder ({_first_line(exc)})"
+            message = f"{weights}: not weights of a {name} encoder ({first_line(exc)})"
             raise UserError(message) from None
     for layer in encoder.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -183,7 +183,7 @@ def _application(name: str, spec: Backbone, shape: tuple, weights: str | None) -
             raise
         raise UserError(
             f"key 'encoder.weights': cannot download the ImageNet weights of {name} "
-            f"({_first_line(exc)}); without network, fetch them once on a machine with network "
+            f"({first_line(exc)}); without network, fetch them once on a machine with network "
             "(they are cached in ~/.keras/models/, copy that file here) or set encoder.weights "
             "to a local weights file path"
         ) from None
@@ -197,10 +197,6 @@ def _timm_download(name: str, checkpoint: str) -> str:
     except Exception as exc:  # keras.utils.get_file raises a bare Exception when offline
         raise UserError(
             f"key 'encoder.weights': cannot download the ImageNet weights of {name} from "
-            f"{origin} ({_first_line(exc)}); without network, download that file to "
+            f"{origin} ({first_line(exc)}); without network, download that file to "
             f"~/.keras/models/{fname} or set encoder.weights to its local path"
         ) from None
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
