@@ -771,7 +771,7 @@ def test_resume_checkpoint_is_never_half_written_on_the_mount(tmp_path, monkeypa
     assert target.read_bytes() == before
     monkeypatch.undo()
     resume.copy_verified(new, target)
-    assert resume.load_state(target)[0] == {"next_epoch": 4}
+    assert resume.load_state(target).record.next_epoch == 4
 
 
 def test_collect_finds_the_fold_steps_of_a_recipe_pipeline(tmp_path, capsys):

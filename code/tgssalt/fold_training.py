@@ -126,7 +126,7 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
-    with mlflow_run(out.root, out.base, out.run, config):
+    with mlflow_run(out.root, out.base, out.run, config.to_dict()):
         results = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGE_NAMES}
         trained = [result for result in results.values() if result]
         final = trained[-1].export if trained else with_sigmoid(model)

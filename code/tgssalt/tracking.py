@@ -13,7 +13,6 @@ from pathlib import Path
 import keras
 
 from .atomic import write_text
-from .config import Config
 from .lock import exclusive
 
 
@@ -29,15 +28,16 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 
 
 @contextlib.contextmanager
-def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, config: Config) -> Iterator:
-    """Start an MLflow run logging the resolved config as params; yields the `mlflow` module."""
+def mlflow_run(outputs_folder: Path, experiment: str, run_name: str, params: dict) -> Iterator:
+    """Start an MLflow run logging `params` (a resolved config's `to_dict()`, nested dicts
+    flattened to dotted keys) as params; yields the `mlflow` module."""
     mlflow = prepare_experiment(outputs_folder, experiment)
     with mlflow.start_run(run_name=run_name) as run:
-        params = {k: str(v)[:250] for k, v in _flatten(config.to_dict()).items()}
+        flat = {k: str(v)[:250] for k, v in _flatten(params).items()}
         # A restarted Azure ML job attaches to its run again, which has these params already:
         # log only the missing ones (re-logging one may be refused by the tracking server).
         logged = mlflow.get_run(run.info.run_id).data.params
-        mlflow.log_params({k: v for k, v in params.items() if k not in logged})
+        mlflow.log_params({k: v for k, v in flat.items() if k not in logged})
         yield mlflow
 
 
