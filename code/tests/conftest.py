@@ -1,4 +1,4 @@
-"""The one real training run the tests share (session scope: it takes a few minutes on a CPU).
+"""The one real training run the tests share (session scope: about a minute of CPU).
 
 Two folds of a tiny config train at once into one outputs folder through the real command line.
 Fold 2 is killed with SIGKILL after its third epoch; meanwhile the same fold started a second
@@ -19,18 +19,20 @@ from tgssalt.resume import load_state
 from tgssalt.synthetic import generate_dataset
 
 CODE = Path(__file__).resolve().parents[1]
+STAGE1_EPOCHS = 10  # the kill comes after epoch 3, well inside stage 1
+N_IMAGES = 180  # 3 folds: 120 train / 60 validation images per fold
 TINY = {
     "version": 3,
     "name": "tiny-%s",
     "crossvalidation": {"folds": 3},
     "model": {"start_filters": 8, "depth": 3, "dropout": 0.1},
     "stage1": {
-        "epochs": 15,
+        "epochs": STAGE1_EPOCHS,
         "batch_size": 8,
         "learning_rate": 0.003,
-        "early_stopping_patience": 15,
+        "early_stopping_patience": STAGE1_EPOCHS,
     },
-    "stage2": {"epochs": 3, "batch_size": 8, "learning_rate": 0.001},
+    "stage2": {"epochs": 2, "batch_size": 8, "learning_rate": 0.001},
     "predict": {"batch_size": 32},
 }
 KILLED_FOLD = 2
@@ -75,7 +77,7 @@ def _wait_for_epochs(resume_file: Path, epochs: int, process: subprocess.Popen) 
 def e2e(tmp_path_factory) -> dict:
     """Train folds 0 and 2 at once, kill fold 2 mid-stage 1, try it twice, resume it."""
     root = tmp_path_factory.mktemp("e2e")
-    generate_dataset(root / "data", n_train=300, n_test=30, seed=1)
+    generate_dataset(root / "data", n_train=N_IMAGES, n_test=30, seed=1)
     (root / "tiny.json").write_text(json.dumps(TINY))
     quiet = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": ENV}
     whole = subprocess.Popen(train_command(root, 0), **quiet)

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import STAGE1_EPOCHS
 from tgssalt.predictions import load_predictions
 from tgssalt.submission import validate_submission
 
@@ -78,5 +79,5 @@ def test_submission_and_predictions(trained):
 
 def test_resolved_config_saved(trained):
     saved = json.loads((trained / "outputs" / "models" / f"{_run(0)}-config.json").read_text())
-    assert saved["stage1"]["epochs"] == 15 and saved["input"]["size"] == 101
+    assert saved["stage1"]["epochs"] == STAGE1_EPOCHS and saved["input"]["size"] == 101
     assert saved["stage2"]["loss"] == "lovasz_hinge"
