@@ -215,10 +215,10 @@ def test_techniques_train_under_jax():
     assert result["shape"] == [4, 48, 48, 1] and result["in_01"]
 
 
-# (input size, images, stage-1 and stage-2 epochs, margin over the all-empty baseline). The default run checks
-# the wiring in seconds (no margin: 2 epochs learn nothing yet); the slow run checks learning: this
-# deep-supervised net sits at the all-empty baseline for its first ~8 epochs at 101 px, and at
-# 15 epochs whether it got past it in time depended on the thread count.
+# (input size, images, stage-1 and stage-2 epochs, margin over the all-empty baseline). The
+# default run checks the wiring in seconds (no margin: 2 epochs learn nothing yet); the slow run
+# checks learning: this deep-supervised net sits at the all-empty baseline for its first ~8
+# epochs at 101 px, and at 15 epochs whether it got past it in time depended on the thread count.
 TECHNIQUES_RUNS = [
     pytest.param(48, 90, (2, 2), None, id="wiring"),
     pytest.param(101, 300, (25, 4), 0.05, id="learns", marks=pytest.mark.slow),
@@ -243,9 +243,7 @@ def _shrunk_best(size: int, epochs: tuple[int, int]) -> dict:
 
 
 @pytest.mark.parametrize("size, n_images, epochs, margin", TECHNIQUES_RUNS)
-def test_best_config_techniques_train_a_fold_end_to_end(
-    tmp_path, size, n_images, epochs, margin
-):
+def test_best_config_techniques_train_a_fold_end_to_end(tmp_path, size, n_images, epochs, margin):
     """`best.json`'s techniques, shrunk, through `train_fold.py`: the fold is scored (and, with a
     margin, beats the all-empty baseline), stage 2 exports its two snapshots' average, and the
     snapshot weight files are cleaned up with the other checkpoints."""
