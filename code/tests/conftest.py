@@ -1,4 +1,4 @@
-"""The one real training run the tests share (session scope: about a minute of CPU).
+"""The one real training run the tests share (session scope: the longest fixture of the suite).
 
 Two folds of a tiny config train at once into one outputs folder through the real command line.
 Fold 2 is killed with SIGKILL after its third epoch; meanwhile the same fold started a second
@@ -19,7 +19,7 @@ from tgssalt.resume import load_state
 from tgssalt.synthetic import generate_dataset
 
 CODE = Path(__file__).resolve().parents[1]
-STAGE1_EPOCHS = 12  # the kill comes after epoch 3, well inside stage 1
+STAGE1_EPOCHS = 15  # the kill comes after epoch 3, well inside stage 1
 INPUT_SIZE = 64  # the 101 px images resized (and predictions resized back): 0.4x the compute
 TINY = {
     "version": 3,
@@ -33,7 +33,7 @@ TINY = {
         "learning_rate": 0.003,
         "early_stopping_patience": STAGE1_EPOCHS,
     },
-    "stage2": {"epochs": 2, "batch_size": 8, "learning_rate": 0.001},
+    "stage2": {"epochs": 3, "batch_size": 8, "learning_rate": 0.001},
     "predict": {"batch_size": 32},
 }
 KILLED_FOLD = 2
