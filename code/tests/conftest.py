@@ -1,4 +1,4 @@
-"""The one real training run the tests share (session scope: it takes a few minutes on a CPU).
+"""The one real training run the tests share (session scope: the longest fixture of the suite).
 
 Two folds of a tiny config train at once into one outputs folder through the real command line.
 Fold 2 is killed with SIGKILL after its third epoch; meanwhile the same fold started a second
@@ -19,16 +19,19 @@ from tgssalt.resume import load_state
 from tgssalt.synthetic import generate_dataset
 
 CODE = Path(__file__).resolve().parents[1]
+STAGE1_EPOCHS = 15  # the kill comes after epoch 3, well inside stage 1
+INPUT_SIZE = 64  # the 101 px images resized (and predictions resized back): 0.4x the compute
 TINY = {
     "version": 3,
     "name": "tiny-%s",
     "crossvalidation": {"folds": 3},
+    "input": {"size": INPUT_SIZE},
     "model": {"start_filters": 8, "depth": 3, "dropout": 0.1},
     "stage1": {
-        "epochs": 15,
+        "epochs": STAGE1_EPOCHS,
         "batch_size": 8,
         "learning_rate": 0.003,
-        "early_stopping_patience": 15,
+        "early_stopping_patience": STAGE1_EPOCHS,
     },
     "stage2": {"epochs": 3, "batch_size": 8, "learning_rate": 0.001},
     "predict": {"batch_size": 32},

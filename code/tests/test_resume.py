@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import KILLED_FOLD, run_command, train_command
+from conftest import KILLED_FOLD, STAGE1_EPOCHS, run_command, train_command
 from crashing import CrashAtEpoch, train_stage1
 from tgssalt import fold_training
 from tgssalt.config import resolve_config
@@ -29,9 +29,9 @@ RUN = f"tiny-3-cvfold{KILLED_FOLD}"
 def test_killed_run_resumes_where_it_stopped(e2e):
     out = e2e["resumed"].stdout
     assert "resuming the interrupted run" in out
-    assert "stage1: 15 epochs of bce with adam lr 0.003; resuming at epoch" in out
+    assert f"stage1: {STAGE1_EPOCHS} epochs of bce with adam lr 0.003; resuming at epoch" in out
     epochs = pd.read_csv(e2e["root"] / "outputs" / "figures" / f"{RUN}-stage1-log.csv")["epoch"]
-    assert epochs.tolist() == list(range(15)), "an epoch was lost or logged twice"
+    assert epochs.tolist() == list(range(STAGE1_EPOCHS)), "an epoch was lost or logged twice"
     assert not list((e2e["root"] / "outputs").rglob("*.resume.npz")), "checkpoints not cleared"
     assert not list((e2e["root"] / "outputs").rglob(f"{RUN}.lock")), "lock not released"
 

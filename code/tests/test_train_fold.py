@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import INPUT_SIZE, STAGE1_EPOCHS
 from tgssalt.predictions import load_predictions
 from tgssalt.submission import validate_submission
 
@@ -55,8 +56,8 @@ def test_models_reload_without_custom_objects(trained):
     model = keras.saving.load_model(
         trained / "outputs" / "models" / f"{_run(0)}-stage2.keras", compile=False
     )
-    probs = model.predict(np.zeros((2, 101, 101, 1), "float32"), verbose=0)
-    assert probs.shape == (2, 101, 101, 1) and ((probs >= 0) & (probs <= 1)).all()
+    probs = model.predict(np.zeros((2, INPUT_SIZE, INPUT_SIZE, 1), "float32"), verbose=0)
+    assert probs.shape == (2, INPUT_SIZE, INPUT_SIZE, 1) and ((probs >= 0) & (probs <= 1)).all()
 
 
 def test_submission_and_predictions(trained):
@@ -78,5 +79,5 @@ def test_submission_and_predictions(trained):
 
 def test_resolved_config_saved(trained):
     saved = json.loads((trained / "outputs" / "models" / f"{_run(0)}-config.json").read_text())
-    assert saved["stage1"]["epochs"] == 15 and saved["input"]["size"] == 101
+    assert saved["stage1"]["epochs"] == STAGE1_EPOCHS and saved["input"]["size"] == INPUT_SIZE
     assert saved["stage2"]["loss"] == "lovasz_hinge"

@@ -1,6 +1,12 @@
-"""Which Keras backend and device a run uses, said once at the start of training."""
+"""Which Keras backend and device a run uses, said once at the start of training.
+
+On a CPU, TensorFlow's results depend on its thread count (reductions split across threads add
+in another order) and on the CPU's instruction set (oneDNN picks other kernels): a run repeats
+bit for bit only with both the same, so the announcement names the thread count.
+"""
 
 import importlib.util
+import os
 
 import keras
 
@@ -17,12 +23,25 @@ def describe_device() -> str:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        return f"backend tensorflow on {'gpu (' + gpus[0].name + ')' if gpus else 'cpu'}"
+        if gpus:
+            return f"backend tensorflow on gpu ({gpus[0].name})"
+        return f"backend tensorflow on cpu ({tensorflow_cpu_threads()} threads)"
     if backend == "torch":
         import torch
 
         return f"backend torch on {'cuda' if torch.cuda.is_available() else 'cpu'}"
     return f"backend {backend}"
+
+
+def tensorflow_cpu_threads() -> int:
+    """Threads TensorFlow's CPU kernels use: TF_NUM_INTRAOP_THREADS, else one per usable core."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    threads = threads or int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0") or 0)
+    if threads > 0:
+        return threads
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def tensorboard_available() -> bool:
