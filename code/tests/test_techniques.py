@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from crashing import CrashAtEpoch, train_stage1
 from tgssalt import fold_training as fold_module
-from tgssalt.config import resolve_config
+from tgssalt.config import StageConfig, resolve_config
 from tgssalt.errors import UserError
 from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
@@ -173,7 +173,9 @@ def test_deep_supervision_trains_and_beats_the_empty_baseline():
 
 
 def test_cosine_lr_by_hand():
-    stage = {"epochs": 6, "cycles": 2, "learning_rate": 1e-3, "min_lr": 0.0}
+    stage = StageConfig(
+        epochs=6, cycles=2, learning_rate=1e-3, min_lr=0.0, schedule="cosine"
+    )
     rates = [cosine_lr(e, stage) for e in range(6)]
     np.testing.assert_allclose(rates[:3], [1e-3, 0.75e-3, 0.25e-3], rtol=1e-9)
     assert rates[3:] == rates[:3]  # the warm restart
