@@ -173,9 +173,7 @@ def test_deep_supervision_trains_and_beats_the_empty_baseline():
 
 
 def test_cosine_lr_by_hand():
-    stage = StageConfig(
-        epochs=6, cycles=2, learning_rate=1e-3, min_lr=0.0, schedule="cosine"
-    )
+    stage = StageConfig(epochs=6, cycles=2, learning_rate=1e-3, min_lr=0.0, schedule="cosine")
     rates = [cosine_lr(e, stage) for e in range(6)]
     np.testing.assert_allclose(rates[:3], [1e-3, 0.75e-3, 0.25e-3], rtol=1e-9)
     assert rates[3:] == rates[:3]  # the warm restart
