@@ -455,12 +455,12 @@ def test_job_environment_is_built_from_the_pinned_requirements():
     assert f"FROM {BASE_IMAGE}\n" in dockerfile and "conda.yaml" in dockerfile
 
 
-def test_fold_metrics_reach_the_job_run(tmp_path, monkeypatch):
-    """In a job, MLflow attaches to the run Azure ML started (MLFLOW_RUN_ID) in the job's
-    experiment, whatever the config's experiment name is."""
+@pytest.fixture
+def job_run(tmp_path, monkeypatch) -> str:
+    """An Azure ML job's MLflow set-up: a tracking store, an experiment and a run that the job
+    attaches to (MLFLOW_RUN_ID); returns the run's id."""
     import mlflow
     import mlflow.tracking.fluent
-    from tgssalt.tracking import mlflow_run
 
     uri = f"sqlite:///{tmp_path / 'job.db'}"
     # set the variable through monkeypatch first: set_tracking_uri exports it too, and it must
@@ -471,7 +471,18 @@ def test_fold_metrics_reach_the_job_run(tmp_path, monkeypatch):
     run_id = mlflow.MlflowClient().create_run(experiment).info.run_id
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
-    with mlflow_run(tmp_path, "fake-1", "fake-1-cvfold0", config_for()) as active:
+    return run_id
+
+
+def test_fold_metrics_reach_the_job_run(tmp_path, job_run):
+    """In a job, MLflow attaches to the run Azure ML started (MLFLOW_RUN_ID) in the job's
+    experiment, whatever the config's experiment name is."""
+    import mlflow
+    from tgssalt.tracking import mlflow_run
+
+    run_id = job_run
+    experiment = mlflow.get_experiment_by_name("azure-experiment").experiment_id
+    with mlflow_run(tmp_path, "fake-1", "fake-1-cvfold0", config_for().to_dict()) as active:
         active.log_metric("val_score", 0.75)
     run = mlflow.get_run(run_id)
     assert run.info.experiment_id == experiment and run.data.metrics == {"val_score": 0.75}
@@ -607,21 +618,14 @@ def test_a_lock_left_by_a_different_finished_job_is_stale(tmp_path, monkeypatch,
         pass
 
 
-def test_a_restarted_job_logs_only_the_params_its_run_lacks(tmp_path, monkeypatch):
+def test_a_restarted_job_logs_only_the_params_its_run_lacks(tmp_path, monkeypatch, job_run):
     import mlflow
-    import mlflow.tracking.fluent
     from tgssalt.tracking import mlflow_run
 
-    uri = f"sqlite:///{tmp_path / 'job.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("azure-experiment", (tmp_path / "a").as_uri())
-    run_id = mlflow.MlflowClient().create_run(experiment).info.run_id
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    run_id = job_run
     logged, real = [], mlflow.log_params
     monkeypatch.setattr(mlflow, "log_params", lambda params: logged.append(params) or real(params))
-    config = config_for()
+    config = config_for().to_dict()
     with mlflow_run(tmp_path, "fake-1", "fake-1-cvfold0", config):
         pass
     monkeypatch.setenv("MLFLOW_RUN_ID", run_id)  # end_run unset it; the restarted job has it
