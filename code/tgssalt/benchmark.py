@@ -87,7 +87,9 @@ class KerasSide:
         self.batch, self.predict_batch = batch, predict_batch
         size, channels = config["input"]["size"], config["input"]["channels"]
         self.x, self.y = random_data(batch * steps, size, channels)
-        self.xp = random_data(images_per_predict_repeat(batch, predict_batch, steps), size, channels)[0]
+        self.xp = random_data(
+            images_per_predict_repeat(batch, predict_batch, steps), size, channels
+        )[0]
 
     def train(self) -> float:
         fit = lambda: self.model.fit(self.x, self.y, batch_size=self.batch, verbose=0)  # noqa: E731

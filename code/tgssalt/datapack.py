@@ -28,7 +28,7 @@ def pack(data_folder: Path, npz_path: Path, limit: int | None = None) -> dict:
         "train": read_ids(folder / "train.csv")[:limit],
         "test": read_ids(folder / "sample_submission.csv")[:limit],
     }
-    arrays = {f"{split}_ids": ids[split] for split in ids}
+    arrays = {f"{split}_ids": np.asarray(ids[split], dtype=str) for split in ids}
     arrays["train_images"] = _one_channel(folder / "train" / "images", ids["train"])
     masks = read_images(folder / "train" / "masks", ids["train"], 1)[..., 0]
     arrays["train_masks"] = binary_masks(masks, folder / "train" / "masks", ids["train"])

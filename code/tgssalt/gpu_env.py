@@ -10,6 +10,7 @@ to the CPU with only a log warning) unless `allow_cpu`, and any backend when `re
 
 import importlib.metadata
 import platform
+import sys
 
 import keras
 
@@ -21,12 +22,15 @@ BACKEND_PACKAGES = {"jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",), "to
 PEER_PACKAGES = ("torch", "segmentation-models-pytorch")
 
 
-def version(distribution: str) -> str | None:
-    """The installed version of a distribution, None when it is not installed (not imported)."""
+def version(name: str) -> str | None:
+    """The installed version of a package, None when it is not installed. Read from its
+    distribution's metadata (nothing is imported), else from the module when it is imported
+    already under another distribution's name (TensorFlow comes as `tensorflow-cpu`)."""
     try:
-        return importlib.metadata.version(distribution)
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return None
+        module = sys.modules.get(name.replace("-", "_"))
+        return getattr(module, "__version__", None)
 
 
 def versions(backend: str) -> dict:
