@@ -24,9 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
 
+from tgssalt.config import PRECISIONS  # noqa: E402
 from tgssalt.errors import UserError, run_cli  # noqa: E402
-
-PRECISION_CHOICES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,10 +49,10 @@ def positive_list(text: str) -> list[int]:
 def precision_list(text: str) -> list[str]:
     """argparse type for `--precisions float32,mixed_bfloat16`."""
     values = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [v for v in values if v not in PRECISION_CHOICES]
+    bad = [v for v in values if v not in PRECISIONS]
     if not values or bad:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: precisions are a comma-separated list of {', '.join(PRECISION_CHOICES)}"
+            f"{text!r}: precisions are a comma-separated list of {', '.join(PRECISIONS)}"
         )
     return values
 

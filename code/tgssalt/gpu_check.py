@@ -34,7 +34,6 @@ from .paths import CONFIG_FOLDER
 DEFAULT_SPEED = (("unet-pretrained-encoder-resnet34.json", 128), ("unet-resnet.json", None))
 QUICK_SPEED = (("unet-resnet.json", None),)
 FOLD_CONFIG = CONFIG_FOLDER / "unet-resnet.json"
-PRECISIONS = ("float32", "mixed_bfloat16")
 QUICK_INPUT = {"input": {"size": 32}}
 QUICK_MODEL = {"model": {"start_filters": 4, "depth": 2}}  # from-scratch configs only
 QUICK_FOLD = {"stage1": {"epochs": 1}, "stage2": {"epochs": 1}, "crossvalidation": {"folds": 2}}
@@ -72,9 +71,10 @@ def speed_configs(args) -> list[tuple[str, dict]]:
     out = []
     for path, size in chosen:
         config = load_config(path)
+        config = quick_config(config) if args.quick else config
         if size:
             config = resolve_config(merged(config, {"input": {"size": size}}))
-        out.append((path.name, quick_config(config) if args.quick else config))
+        out.append((path.name, config))
     return out
 
 
