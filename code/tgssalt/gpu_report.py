@@ -45,7 +45,7 @@ def format_fold(fold: dict) -> str:
     """One line: the fold's minutes, score and training and test-prediction speeds."""
     stages = "; ".join(
         f"{stage} {fold[f'{stage}_epochs']} epochs at "
-        f"{fold[f'{stage}_train_images_per_second']:.0f} img/s"
+        f"{fold[f'{stage}_train_images_per_second']:.1f} img/s"
         for stage in ("stage1", "stage2")
         if f"{stage}_epochs" in fold
     )
