@@ -87,7 +87,9 @@ class KerasSide:
         self.batch, self.predict_batch = batch, predict_batch
         size, channels = config["input"]["size"], config["input"]["channels"]
         self.x, self.y = random_data(batch * steps, size, channels)
-        self.xp = random_data(predict_images(batch, predict_batch, steps), size, channels)[0]
+        self.xp = random_data(
+            images_per_predict_repeat(batch, predict_batch, steps), size, channels
+        )[0]
 
     def train(self) -> float:
         fit = lambda: self.model.fit(self.x, self.y, batch_size=self.batch, verbose=0)  # noqa: E731
@@ -97,7 +99,7 @@ class KerasSide:
         return len(self.xp) / timed(lambda: keras_tta(self.probs, self.xp, self.predict_batch))
 
 
-def predict_images(batch: int, predict_batch: int, steps: int) -> int:
+def images_per_predict_repeat(batch: int, predict_batch: int, steps: int) -> int:
     """Images to predict per repeat: as many as one training repeat, whole predict batches."""
     return max(1, -(-batch * steps // predict_batch)) * predict_batch
 
@@ -178,7 +180,7 @@ class SmpSide:
         self.batches = [
             self._tensor(b) for b in zip(np.split(x, steps), np.split(y, steps), strict=True)
         ]
-        xp = random_data(predict_images(batch, predict_batch, steps), size, channels)[0]
+        xp = random_data(images_per_predict_repeat(batch, predict_batch, steps), size, channels)[0]
         self.predict_batches = [
             self._tensor([b])[0] for b in np.split(xp, len(xp) // predict_batch)
         ]

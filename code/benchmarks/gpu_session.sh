@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The toolkit's first GPU measurements (issue 17), prepared to run in one go on a GPU machine
+# without network (the device tool's nvidia-h200: JAX and PyTorch installed, no Keras, no TF).
+#
+# 1. Here, on the CPU machine, once per session (reads ../shared beside the checkout, or
+#    DEVICE_WHEELS and TGS_DATA):
+#        bash code/benchmarks/gpu_session.sh prepare
+#    copies the Keras wheels (keras, namex, optree) into .whl/, adds the smp wheel
+#    (segmentation-models-pytorch, pure Python; torch, timm and torchvision are there) when pip
+#    can download it, and packs the TGS data into data/tgs.npz (both ignored by git; about
+#    42 MiB together for the 3,200 + 2,000-image subset, under the 64 MiB a call carries).
+# 2. There, with the device tool:
+#        run(command="bash code/benchmarks/gpu_session.sh run", carry=[".whl", "data/tgs.npz"],
+#            timeout_s=600)
+#    or a subset of the steps, e.g. `run fold` then `run bench-resnet34 bench-unet predict` in
+#    two calls when the fold needs the whole budget (docs/gpu.md has the plan and estimates).
+#
+# Steps of `run`, in this order, each under `timeout` within GPU_SESSION_SECONDS (default 570 s
+# for the whole call; the fold gets what is left):
+#   bench-resnet34  ResNet34 U-Net at 128 px, fp32 and bf16, ours vs smp (cap 150 s)
+#   bench-unet      the from-scratch U-Net (unet-resnet.json) at batch 16 and BIG_BATCH (512),
+#                   fp32 and bf16 (cap 120 s)
+#   predict         18,000 random images x 4 folds x flip TTA (cap 90 s)
+#   fold            unet-resnet.json fold 0 on the packed data, its full 20 + 50 epochs
+# Writes under $OUT (at most 8 files come back): session.log (everything), results.jsonl (each
+# gpu_check JSON line), nvidia-smi.txt, dmon.txt (GPU load every 2 s), and the fold's
+# fold-metrics.json, fold-stage1-log.csv and fold-stage2-log.csv (per-epoch, also when cut).
+#
+# GPU_SESSION_TINY=1 shrinks everything (--quick --allow-cpu, 40 images packed, 64 predicted; no
+# step caps, 1800 s in all) to know on a CPU that it runs:
+#   GPU_SESSION_TINY=1 TGS_DATA=/work/shared/tgs bash code/benchmarks/gpu_session.sh prepare
+#   GPU_SESSION_TINY=1 OUT=/tmp/gpu-out PY=.venv/bin/python bash code/benchmarks/gpu_session.sh run
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+PY_SET=${PY:-}
+PY=${PY:-python3}
+TINY=${GPU_SESSION_TINY:-0}
+NPZ=data/tgs.npz
+CONFIGS=code/train-config
+
+prepare() {
+    [ -z "${PY_SET:-}" ] && [ -x .venv/bin/python ] && PY=.venv/bin/python  # the project's venv
+    local wheels=${DEVICE_WHEELS:-$ROOT/../shared/device-wheels}
+    local data=${TGS_DATA:-$ROOT/../shared/tgs}
+    mkdir -p .whl
+    cp -f "$wheels"/*.whl .whl/ || { echo "error: no wheels in $wheels (set DEVICE_WHEELS)" >&2; return 2; }
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp -d .whl segmentation-models-pytorch==0.6.0 \
+        || echo "note: smp wheel not downloaded; the smp columns will say why" >&2
+    local limit=()
+    [ "$TINY" = 1 ] && limit=(--limit 40)
+    rm -f "$NPZ"
+    "$PY" code/benchmarks/pack_data.py pack "$data" "$NPZ" "${limit[@]}" || return 2
+    du -ch .whl "$NPZ" | tail -1
+}
+
+install_wheels() {
+    # The device's python3 has JAX and torch but no Keras: install the carried wheels.
+    if ! "$PY" -c "import keras" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl || return 2
+        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    fi
+}
+
+# step NAME CAP_SECONDS COMMAND...: run it within its cap and what is left of the session.
+step() {
+    local name=$1 cap=$2 left budget rc started=$SECONDS
+    shift 2
+    left=$((TOTAL - (SECONDS - START) - 10))
+    [ "$TINY" = 1 ] && cap=$left # a CPU is slow: only the session's total applies
+    budget=$((cap < left ? cap : left))
+    if [ "$budget" -lt 30 ]; then
+        echo "== $name: skipped, ${left} s left"
+        return
+    fi
+    echo "== $name (at most ${budget} s): $*"
+    timeout -k 10 "$budget" "$@" | tee "$WORK/$name.out"
+    rc=${PIPESTATUS[0]}
+    tail -n 1 "$WORK/$name.out" | grep '^{' >>"$OUT/results.jsonl"
+    echo "== $name: exit $rc after $((SECONDS - started)) s$([ "$rc" = 124 ] && echo ' (cut at its budget)')"
+}
+
+run_steps() {
+    local check=("$PY" code/gpu_check.py) bench=(--steps 50 --repeats 3) unet=(--steps 30 --repeats 3)
+    local resnet34=(--size 128) big=(--batch-sizes "16,${BIG_BATCH:-512}") n=18000
+    if [ "$TINY" = 1 ]; then
+        check+=(--quick --allow-cpu)
+        bench=() unet=() resnet34=() big=() n=64
+    fi
+    for name in "$@"; do
+        case $name in
+        bench-resnet34)
+            XLA_PYTHON_CLIENT_MEM_FRACTION=0.45 step "$name" 150 "${check[@]}" "${bench[@]}" \
+                "${resnet34[@]}" --config-file "$CONFIGS/unet-pretrained-encoder-resnet34.json" ;;
+        bench-unet)
+            step "$name" 120 "${check[@]}" "${unet[@]}" "${big[@]}" --no-smp \
+                --config-file "$CONFIGS/unet-resnet.json" ;;
+        predict)
+            step "$name" 90 "${check[@]}" --no-speed --predict "$n" ;;
+        fold)
+            rm -rf "$WORK/data" "$WORK/outputs"
+            "$PY" code/benchmarks/pack_data.py unpack "$NPZ" "$WORK/data" || continue
+            step "$name" 100000 "${check[@]}" --no-speed --train-fold --data-folder "$WORK/data" \
+                --outputs-folder "$WORK/outputs"
+            cp "$WORK"/outputs/models/*-metrics.json "$OUT/fold-metrics.json" 2>/dev/null
+            for stage in stage1 stage2; do
+                cp "$WORK"/outputs/figures/*-"$stage"-log.csv "$OUT/fold-$stage-log.csv" 2>/dev/null
+            done ;;
+        *) echo "error: unknown step $name (bench-resnet34, bench-unet, predict, fold)" >&2 ;;
+        esac
+    done
+}
+
+run() {
+    : "${OUT:?set OUT to the folder for the logs (the device tool sets it)}"
+    START=$SECONDS
+    TOTAL=${GPU_SESSION_SECONDS:-$([ "$TINY" = 1 ] && echo 1800 || echo 570)}
+    WORK=$(mktemp -d /tmp/gpu-session.XXXXXX)
+    export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+    exec > >(tee -a "$OUT/session.log") 2>&1
+    date -u
+    nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi here" | tee "$OUT/nvidia-smi.txt"
+    local dmon_pid=
+    if command -v nvidia-smi >/dev/null; then
+        nvidia-smi dmon -s um -d 2 >"$OUT/dmon.txt" 2>&1 &
+        dmon_pid=$!
+    fi
+    install_wheels || { echo "error: installing .whl/*.whl failed" >&2; return 2; }
+    [ -f "$NPZ" ] || echo "warning: $NPZ missing (carry it): the fold step cannot run" >&2
+    if [ $# -eq 0 ]; then set -- bench-resnet34 bench-unet predict fold; fi
+    run_steps "$@"
+    [ -n "$dmon_pid" ] && kill "$dmon_pid" 2>/dev/null
+    echo "session: $((SECONDS - START)) s"
+}
+
+case ${1:-} in
+prepare) prepare ;;
+run) shift; run "$@" ;;
+*) echo "usage: bash code/benchmarks/gpu_session.sh prepare | run [STEP...]" >&2; exit 2 ;;
+esac
