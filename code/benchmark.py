@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     from tgssalt.benchmark import format_table, run_benchmark
 
     options = {
-        "batch": args.batch_size or config["stage1"]["batch_size"],
-        "predict_batch": args.predict_batch_size or config["predict"]["batch_size"],
+        "batch": args.batch_size or config.stage1.batch_size,
+        "predict_batch": args.predict_batch_size or config.predict.batch_size,
         "steps": args.steps,
         "repeats": args.repeats,
         "precision": args.precision,

@@ -16,6 +16,7 @@ config's input size and channels; encoder weights are random (speed does not dep
   of the competition's size, preprocessed as a fold preprocesses them.
 """
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -25,6 +26,7 @@ import keras
 import numpy as np
 
 from .competition import IMAGE_SIZE
+from .config import Config
 from .device import describe_device, jit_compile_setting
 from .errors import UserError
 from .inference import probability_model
@@ -49,13 +51,16 @@ SMP_DECODERS = ("Unet", "FPN", "Linknet")
 TTA = "hflip: 2 forward passes per image, averaged"
 
 
-def benchmark_config(config: dict, precision: str | None) -> dict:
+def benchmark_config(config: Config, precision: str | None) -> Config:
     """The config to time: random encoder weights (no download), `precision` if given."""
-    config = {**config, "model": dict(config["model"])}
     if precision:
-        config["model"]["precision"] = precision
-    if config.get("encoder"):
-        config["encoder"] = {**config["encoder"], "weights": None}
+        config = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, precision=precision)
+        )
+    if config.encoder:
+        config = dataclasses.replace(
+            config, encoder=dataclasses.replace(config.encoder, weights=None)
+        )
     return config
 
 
@@ -78,14 +83,14 @@ class KerasSide:
 
     name = "ours"
 
-    def __init__(self, config: dict, batch: int, predict_batch: int, steps: int):
+    def __init__(self, config: Config, batch: int, predict_batch: int, steps: int):
         keras.backend.clear_session()
         self.model = build_model(config)
         loss = get_loss("bce", deep_supervision=is_packed(self.model))
         self.model.compile(optimizer="adam", loss=loss, jit_compile=jit_compile_setting())
         self.probs = probability_model(self.model)
         self.batch, self.predict_batch = batch, predict_batch
-        size, channels = config["input"]["size"], config["input"]["channels"]
+        size, channels = config.input.size, config.input.channels
         self.x, self.y = random_data(batch * steps, size, channels)
         self.xp = random_data(
             images_per_predict_repeat(batch, predict_batch, steps), size, channels
@@ -143,20 +148,20 @@ _SMP_STACK = ("torchvision", "timm", "segmentation_models_pytorch")
 _KEEP = []  # the torch.library fragment must outlive the import
 
 
-def smp_names(config: dict) -> tuple[str, str]:
+def smp_names(config: Config) -> tuple[str, str]:
     """(smp decoder class, smp encoder name) for the config, or a `UserError` if there is none."""
-    encoder = config.get("encoder")
+    encoder = config.encoder
     if not encoder:
         raise UserError(
-            f"model.type {config['model']['type']!r} (the from-scratch U-Net) has no exact "
+            f"model.type {config.model.type!r} (the from-scratch U-Net) has no exact "
             "segmentation_models_pytorch equivalent; --peer smp needs a config with an 'encoder'"
         )
-    if encoder["type"] not in SMP_DECODERS or encoder["backbone"] not in SMP_ENCODERS:
+    if encoder.type not in SMP_DECODERS or encoder.backbone not in SMP_ENCODERS:
         raise UserError(
-            f"no smp equivalent of {encoder['type']} on {encoder['backbone']!r} "
+            f"no smp equivalent of {encoder.type} on {encoder.backbone!r} "
             f"(smp peers exist for: {', '.join(sorted(SMP_ENCODERS))})"
         )
-    return encoder["type"], SMP_ENCODERS[encoder["backbone"]]
+    return encoder.type, SMP_ENCODERS[encoder.backbone]
 
 
 class SmpSide:
@@ -164,18 +169,18 @@ class SmpSide:
 
     name = "smp"
 
-    def __init__(self, config: dict, batch: int, predict_batch: int, steps: int):
+    def __init__(self, config: Config, batch: int, predict_batch: int, steps: int):
         self.torch, smp = import_smp()
         decoder, encoder = smp_names(config)
-        torch, channels = self.torch, config["input"]["channels"]
+        torch, channels = self.torch, config.input.channels
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = getattr(smp, decoder)(
             encoder, encoder_weights=None, in_channels=channels, classes=1
         ).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.loss = torch.nn.BCEWithLogitsLoss()
-        self.bf16 = config["model"]["precision"] == "mixed_bfloat16"
-        size = -(-config["input"]["size"] // 32) * 32  # smp needs a multiple of its stride
+        self.bf16 = config.model.precision == "mixed_bfloat16"
+        size = -(-config.input.size // 32) * 32  # smp needs a multiple of its stride
         x, y = random_data(batch * steps, size, channels)
         self.batches = [
             self._tensor(b) for b in zip(np.split(x, steps), np.split(y, steps), strict=True)
@@ -248,23 +253,23 @@ def interleaved(sides: list, repeats: int) -> dict:
     }
 
 
-def pipeline_speed(config: dict, batch: int, images: int, jitter: float | None = None) -> dict:
+def pipeline_speed(config: Config, batch: int, images: int, jitter: float | None = None) -> dict:
     """One epoch of `AugmentedBatches` over `images` random uint8 101 px images: batches/s, img/s.
 
     `preprocess_s` is the one-off preprocessing (scaling, resizing) a fold does before training.
     `jitter` overrides brightness and contrast (the config's augmentation otherwise).
     """
     rng = np.random.default_rng(0)
-    channels, size = config["input"]["channels"], config["input"]["size"]
+    channels, size = config.input.channels, config.input.size
     raw = rng.integers(0, 256, (images, IMAGE_SIZE, IMAGE_SIZE, channels), dtype=np.uint8)
     masks = rng.integers(0, 2, (images, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     started = time.perf_counter()
     x, y = preprocess(raw, config), mask_targets(masks, size)
     prep = time.perf_counter() - started
-    aug = dict(config["augmentation"])
+    aug = config.augmentation
     if jitter is not None:
-        aug.update(brightness=jitter, contrast=jitter)
-    batches = AugmentedBatches(x, y, batch, aug, seed=config["seed"])
+        aug = dataclasses.replace(aug, brightness=jitter, contrast=jitter)
+    batches = AugmentedBatches(x, y, batch, aug, seed=config.seed)
     seconds = timed(lambda: [batches[i] for i in range(len(batches))])
     return {"batches_s": len(batches) / seconds, "img_s": images / seconds, "preprocess_s": prep}
 
@@ -284,7 +289,7 @@ def thread_settings() -> dict:
     return found
 
 
-def run_benchmark(config: dict, options: dict) -> dict:
+def run_benchmark(config: Config, options: dict) -> dict:
     """Measure as `options` asks (batch, predict_batch, steps, repeats, peer, precision,
     pipeline, pipeline_images) and return the summary `code/benchmark.py` prints as JSON."""
     config = benchmark_config(config, options["precision"])
@@ -312,20 +317,20 @@ def run_benchmark(config: dict, options: dict) -> dict:
     return summary
 
 
-def describe_run(config: dict, options: dict) -> dict:
+def describe_run(config: Config, options: dict) -> dict:
     """The conditions of a run, for the JSON line."""
-    encoder = config.get("encoder")
+    encoder = config.encoder
     return {
-        "model": f"{encoder['type']} {encoder['backbone']}" if encoder else config["model"]["type"],
-        "size": config["input"]["size"],
-        "channels": config["input"]["channels"],
+        "model": f"{encoder.type} {encoder.backbone}" if encoder else config.model.type,
+        "size": config.input.size,
+        "channels": config.input.channels,
         "backend": keras.backend.backend(),
         "device": describe_device(),
         "batch": options["batch"],
         "predict_batch": options["predict_batch"],
         "steps": options["steps"],
         "repeats": options["repeats"],
-        "precision": config["model"]["precision"],
+        "precision": config.model.precision,
         "tta": TTA,
         "peer": options["peer"] and "smp (eager PyTorch)",
         "threads": thread_settings(),

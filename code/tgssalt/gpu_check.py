@@ -16,7 +16,6 @@ minute; its numbers say that the stack works, not how fast it is.
 """
 
 import contextlib
-import copy
 import importlib.util
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import keras
 
 from .benchmark import import_smp, run_benchmark, smp_names
-from .config import load_config, resolve_config
+from .config import Config, load_config, override
 from .errors import UserError
 from .gpu_env import check_accelerator, inspect_environment
 from .paths import CONFIG_FOLDER
@@ -42,21 +41,12 @@ FULL_SHAPE = {"steps": 20, "repeats": 3}  # batch: the config's; predict batch: 
 SYNTHETIC = {"quick": (32, 8), "full": (1000, 200)}  # (train, test) images for --train-fold
 
 
-def merged(base: dict, overrides: dict) -> dict:
-    """`base` with `overrides` merged in, key by key, into nested dicts."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def quick_config(config: dict, fold: bool = False) -> dict:
+def quick_config(config: Config, fold: bool = False) -> Config:
     """The config shrunk for `--quick` (the model only when it is the from-scratch U-Net)."""
-    overrides = merged(QUICK_INPUT, {} if config.get("encoder") else QUICK_MODEL)
-    return resolve_config(merged(config, merged(overrides, QUICK_FOLD) if fold else overrides))
+    config = override(config, QUICK_INPUT)
+    if not config.encoder:
+        config = override(config, QUICK_MODEL)
+    return override(config, QUICK_FOLD) if fold else config
 
 
 def speed_configs(args) -> list[tuple[str, dict]]:
@@ -73,12 +63,12 @@ def speed_configs(args) -> list[tuple[str, dict]]:
         config = load_config(path)
         config = quick_config(config) if args.quick else config
         if size:
-            config = resolve_config(merged(config, {"input": {"size": size}}))
+            config = override(config, {"input": {"size": size}})
         out.append((path.name, config))
     return out
 
 
-def smp_peer(config: dict, wanted: bool) -> tuple[str | None, str]:
+def smp_peer(config: Config, wanted: bool) -> tuple[str | None, str]:
     """("smp" or None, why): the peer runs when wanted, installed and equivalent to the model."""
     if not wanted:
         return None, "not asked (--no-smp)"
@@ -100,7 +90,7 @@ def time_speed(args, configs: list[tuple[str, dict]]) -> tuple[list[dict], dict]
     rows, shared = [], {}
     for name, config in configs:
         peer, note = smp_peer(config, args.smp)
-        default_batch = QUICK_SHAPE["batch"] if args.quick else config["stage1"]["batch_size"]
+        default_batch = QUICK_SHAPE["batch"] if args.quick else config.stage1.batch_size
         for batch in args.batch_sizes or [default_batch]:
             shape = shape_for(args, config, batch)
             for precision in args.precisions:
@@ -120,12 +110,12 @@ def time_speed(args, configs: list[tuple[str, dict]]) -> tuple[list[dict], dict]
     return rows, shared
 
 
-def shape_for(args, config: dict, batch: int) -> dict:
+def shape_for(args, config: Config, batch: int) -> dict:
     """batch, predict_batch, steps and repeats of one timed case: the options given, else
     `QUICK_SHAPE` with `--quick`, else `FULL_SHAPE` and a predict batch of the larger of the
     config's and the training batch (a large training batch predicts in batches as large)."""
     base = QUICK_SHAPE if args.quick else FULL_SHAPE
-    predict_batch = base.get("predict_batch", max(config["predict"]["batch_size"], batch))
+    predict_batch = base.get("predict_batch", max(config.predict.batch_size, batch))
     return {
         "batch": batch,
         "predict_batch": args.predict_batch_size or predict_batch,
@@ -186,7 +176,7 @@ def workload_config(args) -> dict:
     config = load_config(args.fold_config or FOLD_CONFIG)
     if args.quick:
         config = quick_config(config, fold=True)
-    folds = config["crossvalidation"]["folds"]
+    folds = config.crossvalidation.folds
     fold = args.fold or 0
     if args.train_fold and not 0 <= fold < folds:
         quick = " with --quick" if args.quick else ""
@@ -194,7 +184,7 @@ def workload_config(args) -> dict:
     return config
 
 
-def fold_run(args, config: dict, outputs: Path) -> dict:
+def fold_run(args, config: Config, outputs: Path) -> dict:
     """`train_one_fold` on `--data-folder`, or on synthetic images when none is given."""
     from .gpu_workloads import train_one_fold
 

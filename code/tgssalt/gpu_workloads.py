@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .competition import IMAGE_SIZE
-from .fold import train_fold
+from .config import Config
+from .fold_training import train_fold
 from .inference import probability_model
+from .layout import base_run, fold_run
 from .models import build_model
-from .paths import run_name
 from .predict_images import load_models, mean_probs, resolve_model_paths
 from .synthetic import generate_dataset
 
@@ -72,20 +73,20 @@ def untracked_mlflow() -> types.ModuleType:
 
 
 def train_one_fold(
-    config: dict, fold: int, data_folder: Path | None, outputs_folder: Path, synthetic: tuple
+    config: Config, fold: int, data_folder: Path | None, outputs_folder: Path, synthetic: tuple
 ) -> dict:
     """Train `fold` from scratch; `synthetic` (train, test) images when `data_folder` is None."""
     with contextlib.ExitStack() as stack:
         data = f"{data_folder}"
         if data_folder is None:
             data_folder = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "data"
-            generate_dataset(data_folder, *synthetic, seed=config["seed"])
+            generate_dataset(data_folder, *synthetic, seed=config.seed)
             data = f"synthetic: {synthetic[0]} train / {synthetic[1]} test images"
         tracking = ensure_tracking()
         started = time.perf_counter()
         metrics = train_fold(config, fold, data_folder, outputs_folder, restart=True)
         minutes = (time.perf_counter() - started) / 60
-    run = run_name(config["name"], config["version"], fold)
+    run = fold_run(base_run(config), fold)
     model = resolve_model_paths([run], outputs_folder)[0]
     found = {key: metrics[key] for key in FOLD_METRICS if key in metrics}
     return {
@@ -98,14 +99,14 @@ def train_one_fold(
     }
 
 
-def prediction_speed(config: dict, n_images: int, model_path: Path | None = None) -> dict:
+def prediction_speed(config: Config, n_images: int, model_path: Path | None = None) -> dict:
     """Predict `n_images` x the config's folds with its TTA: minutes and img/s.
 
     The fold models are `model_path` (a fold's exported model, loaded once per fold as
     `predict.py` loads a run's models) when given, else models built with random weights.
     `img_s` counts an image once per fold model; `test_img_s` once.
     """
-    folds = config["crossvalidation"]["folds"]
+    folds = config.crossvalidation.folds
     images = np.random.default_rng(0).integers(
         0, 256, (n_images, IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8
     )
@@ -118,7 +119,7 @@ def prediction_speed(config: dict, n_images: int, model_path: Path | None = None
     return {
         "images": n_images,
         "folds": folds,
-        "tta": "hflip" if config["tta"]["hflip"] else "none",
+        "tta": "hflip" if config.tta.hflip else "none",
         "models": source,
         "load_seconds": loaded - started,
         "predict_seconds": seconds,
@@ -128,10 +129,10 @@ def prediction_speed(config: dict, n_images: int, model_path: Path | None = None
     }
 
 
-def _fold_models(config: dict, folds: int, model_path: Path | None) -> tuple[list, str]:
+def _fold_models(config: Config, folds: int, model_path: Path | None) -> tuple[list, str]:
     """[(probability model, its prediction config)] x folds, and where they came from."""
     if model_path is not None:
-        tta, batch = config["tta"]["hflip"], config["predict"]["batch_size"]
+        tta, batch = config.tta.hflip, config.predict.batch_size
         models = load_models([Path(model_path)] * folds, tta, batch)
         return models, f"{Path(model_path).name}, loaded {folds} times"
     models = [(probability_model(build_model(config)), config) for _ in range(folds)]
