@@ -68,7 +68,11 @@ def untracked_mlflow() -> types.ModuleType:
     ):
         setattr(stub, name, lambda *args, **kwargs: None)
     stub.get_experiment_by_name = lambda name: name  # "exists": nothing to create
-    stub.start_run = lambda *args, **kwargs: contextlib.nullcontext(stub)
+    run = types.SimpleNamespace(
+        info=types.SimpleNamespace(run_id="untracked"), data=types.SimpleNamespace(params={})
+    )
+    stub.start_run = lambda *args, **kwargs: contextlib.nullcontext(run)
+    stub.get_run = lambda run_id: run
     return stub
 
 
