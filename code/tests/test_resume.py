@@ -188,3 +188,16 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, monkeypatc
     resumed = _stage1_losses(tmp_path / "crashed", 2)
     assert len(whole) == 4
     assert resumed == whole
+
+
+def test_resume_trims_an_epoch_logged_after_the_last_checkpoint(tmp_path):
+    """Killed between CSVLogger's row and the resume checkpoint: the repeated epoch is logged
+    once."""
+    from tgssalt.training import trim_epoch_log
+
+    log = tmp_path / "stage1-log.csv"
+    log.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")  # epoch 2 logged, not checkpointed
+    trim_epoch_log(log, 2)
+    assert log.read_text() == "epoch,loss\n0,0.9\n1,0.8\n"
+    trim_epoch_log(log, 5)  # fewer rows than epochs: nothing to trim
+    assert log.read_text() == "epoch,loss\n0,0.9\n1,0.8\n"

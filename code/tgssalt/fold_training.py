@@ -287,7 +287,7 @@ def _phase_callbacks(fit: StageFit) -> list:
         out.tb_logs(name) if tensorboard_available() else None,
         [MlflowMetrics(name), *_snapshot_callbacks(fit)],
         best_so_far=max(scores) if scores else None,
-        append_log=bool(fit.record.history),
+        logged_epochs=fit.record.next_epoch,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import keras
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text
 from .config import StageConfig
 from .device import jit_compile_setting
 from .keras_metrics import CompetitionScore
@@ -39,6 +39,16 @@ def compile_stage(model: keras.Model, stage: StageConfig) -> None:
     )
 
 
+def trim_epoch_log(csv_log: Path, epochs: int) -> None:
+    """Keep the header and the first `epochs` rows of a stage's CSV log. A run killed after
+    CSVLogger wrote an epoch's row but before its resume checkpoint was saved repeats that
+    epoch on resume; without this, the epoch would be logged twice."""
+    if csv_log.is_file():
+        lines = csv_log.read_text().splitlines(keepends=True)
+        if len(lines) > epochs + 1:
+            write_text(csv_log, "".join(lines[: epochs + 1]))
+
+
 def stage_callbacks(
     stage: StageConfig,
     best_weights: Path,
@@ -46,13 +56,13 @@ def stage_callbacks(
     tb_dir: Path | None,
     extra: list | None = None,
     best_so_far: float | None = None,
-    append_log: bool = False,
+    logged_epochs: int = 0,
 ) -> list:
     """ModelCheckpoint (best weights), the schedule's callbacks, CSVLogger, TensorBoard.
 
     `best_so_far` carries the best score across the frozen and unfrozen phases of a stage (and
     across a crash and its resume), so the checkpoint never replaces a better earlier epoch;
-    `append_log` continues the CSV log of those earlier epochs.
+    `logged_epochs` (the epochs the stage's record holds) continues the CSV log after them.
     """
     checkpoint = AtomicModelCheckpoint(
         str(best_weights),
@@ -63,7 +73,9 @@ def stage_callbacks(
         initial_value_threshold=best_so_far,
     )
     callbacks = [checkpoint, *schedule_callbacks(stage)]
-    callbacks.append(keras.callbacks.CSVLogger(str(csv_log), append=append_log))
+    if logged_epochs:
+        trim_epoch_log(csv_log, logged_epochs)
+    callbacks.append(keras.callbacks.CSVLogger(str(csv_log), append=logged_epochs > 0))
     if tb_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tb_dir)))
     return callbacks + list(extra or [])
