@@ -16,7 +16,7 @@ import pytest
 from conftest import KILLED_FOLD, STAGE1_EPOCHS, run_command, train_command
 from crashing import CrashAtEpoch, train_stage1
 from tgssalt import fold_training
-from tgssalt.config import resolve_config
+from tgssalt.config import AugmentationConfig, resolve_config
 from tgssalt.errors import UserError
 from tgssalt.layout import RunOutputs
 from tgssalt.lock import fold_lock
@@ -54,7 +54,7 @@ def test_finished_fold_is_not_retrained(e2e):
 
 def test_batches_depend_only_on_seed_epoch_and_index():
     x = np.arange(20 * 4 * 4, dtype=np.float32).reshape(20, 4, 4, 1)
-    aug = {"hflip": True, "brightness": 0.1, "contrast": 0.1}
+    aug = AugmentationConfig(hflip=True, brightness=0.1, contrast=0.1)
     first = AugmentedBatches(x, x.copy(), 4, aug, seed=1)
     first.on_epoch_end(), first.on_epoch_end()
     later = [first[i] for i in (2, 0)]
@@ -117,7 +117,7 @@ def test_resume_with_another_config_is_refused(tmp_path):
     out = RunOutputs(tmp_path, "r-1-cvfold0")
     out.prepare()
     config = resolve_config({})
-    (tmp_path / "models" / "r-1-cvfold0-config.json").write_text(json.dumps(config))
+    (tmp_path / "models" / "r-1-cvfold0-config.json").write_text(json.dumps(config.to_dict()))
     (tmp_path / "models" / "r-1-cvfold0-stage1.resume.npz").write_bytes(b"x")
     assert out.check_resumable(config)
     with pytest.raises(UserError, match=r"another config \(seed: 5678 -> 1\).*--restart"):
