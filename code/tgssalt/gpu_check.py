@@ -161,7 +161,7 @@ def run_gpu_check(args) -> dict:
             outputs = args.outputs_folder or Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu-check-"))
             )
-            summary["fold"] = fold_run(args, fold_config, outputs)
+            summary["fold"] = train_timed_fold(args, fold_config, outputs)
             model_path = summary["fold"]["model"]
         if args.predict:
             from .gpu_workloads import prediction_speed
@@ -184,7 +184,7 @@ def workload_config(args) -> dict:
     return config
 
 
-def fold_run(args, config: Config, outputs: Path) -> dict:
+def train_timed_fold(args, config: Config, outputs: Path) -> dict:
     """`train_one_fold` on `--data-folder`, or on synthetic images when none is given."""
     from .gpu_workloads import train_one_fold
 
