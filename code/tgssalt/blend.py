@@ -269,20 +269,25 @@ def search_weights(truth, probs, rule, step, thresholds, min_areas) -> Search:
 
 def choose(search: Search, rule) -> dict:
     """The blend's weights, threshold and min_area under `rule`, and the scores that compare
-    them: each member alone, equal weights, tuned weights, and their cross-checks."""
+    them: equal weights, tuned weights, and their cross-checks."""
     n_members = search.candidates.shape[1]
     equal = search.index(np.full(n_members, 1 / n_members))
-    summary = {"weights_rule": rule if isinstance(rule, str) else "given"}
-    _, summary["threshold_equal_weights"], summary["min_area_equal_weights"], score = search.best(
-        [equal]
-    )
-    summary["oof_score_equal_weights"] = score
-    summary["cross_checked_oof_score_equal_weights"] = search.cross_checked([equal])
-    if isinstance(rule, np.ndarray):
+    name = "given" if isinstance(rule, np.ndarray) else rule
+    _, threshold, min_area, score = search.best([equal])
+    summary = {
+        "weights_rule": name,
+        "oof_score_equal_weights": score,
+        "threshold_equal_weights": threshold,
+        "min_area_equal_weights": min_area,
+        "cross_checked_oof_score_equal_weights": search.cross_checked([equal]),
+    }
+    if name == "given":
         chosen = search.index(rule)
     else:
-        chosen = equal if rule == "equal" else _tuned(search, summary, equal, rule)
-    summary["weights_kept"] = "equal" if chosen == equal else summary["weights_rule"]
+        chosen = equal if name == "equal" else _tuned(search, summary, equal, name)
+    summary["weights_kept"] = (
+        "equal" if chosen == equal else "given" if name == "given" else "tuned"
+    )
     k, threshold, min_area, score = search.best([chosen])
     summary.update(weights=[float(w) for w in search.candidates[k]], threshold=threshold)
     summary.update(min_area=min_area, oof_score=score)
@@ -297,12 +302,9 @@ def _tuned(search: Search, summary: dict, equal: int, rule: str) -> int:
     summary["tuned_weights"] = [float(w) for w in search.candidates[tuned]]
     summary["oof_score_tuned_weights"] = score
     summary["cross_checked_oof_score_tuned_weights"] = search.cross_checked(every)
-    beats = (
-        summary["cross_checked_oof_score_tuned_weights"]
-        > (summary["cross_checked_oof_score_equal_weights"])
-    )
-    kept = tuned if rule == "tuned" or beats else equal
-    return kept
+    cross_tuned = summary["cross_checked_oof_score_tuned_weights"]
+    beats = cross_tuned > summary["cross_checked_oof_score_equal_weights"]
+    return tuned if rule == "tuned" or beats else equal
 
 
 def member_scores(search: Search, members: list[Member]) -> list[dict]:
