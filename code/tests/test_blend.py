@@ -217,3 +217,16 @@ def test_cli_blends_several_runs_and_refuses_blend_flags_for_one(monkeypatch):
     assert options == {"weights": "equal", "name": "ab", "weight_step": 0.1}
     with pytest.raises(UserError, match="--weights, --weight-step and --name apply to a blend"):
         cli.main(["--run", "a-1", "--weights", "equal"])
+
+
+def test_test_probs_of_a_single_run_ensemble(blended):
+    outputs, data, _ = blended
+    summary = Outputs(outputs).ensemble("b-1").summary
+    summary.write_text(json.dumps({"folds_used": [0, 2], "threshold": 0.4, "min_area": 0}))
+    ids, probs, again = ensemble_test_probs(outputs, "b-1")
+    folds = [load_predictions(outputs / "predictions" / f"b-1-cvfold{k}-test.npz") for k in (0, 2)]
+    expected = (folds[0][1].astype(np.float32) + folds[1][1].astype(np.float32)) / 2
+    assert ids.tolist() == data["test_ids"].tolist() and again["threshold"] == 0.4
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    with pytest.raises(UserError, match="a-1-ensemble.json: missing; run code/ensemble.py"):
+        ensemble_test_probs(outputs, "a-1")
