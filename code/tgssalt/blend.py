@@ -382,6 +382,7 @@ def run_blend(
     thresholds, min_areas = _grid(thresholds, min_areas)
     run = blend_run(list(bases), options["name"])
     rule = parse_weights(options["weights"], len(bases))
+    candidate_weights(len(bases), rule, options["weight_step"])  # a bad step fails before reading
     members = load_members(outputs_folder, list(bases), only)
     expected_ids = read_ids(data_folder / "sample_submission.csv")
     validate_submission(
