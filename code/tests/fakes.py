@@ -87,9 +87,12 @@ def fold_meta(config: Config, fold: int, split: str, threshold: float = 0.5) -> 
     return prediction_meta(config, fold_run(base_run(config), fold), split, threshold)
 
 
-def write_fold(outputs: Path, config: Config, fold: int, data: dict, seed: int = 0) -> str:
+def write_fold(
+    outputs: Path, config: Config, fold: int, data: dict, seed: int = 0, probs=None
+) -> str:
     """Write one fold's outputs as `fold_training.train_fold` names them; return its run name.
-    The split puts image `i` in fold `i % folds`."""
+    The split puts image `i` in fold `i % folds`. `probs` (one per training image, in
+    `data["train_ids"]` order) replaces the noisy validation probabilities."""
     layout = Outputs(outputs)
     out = layout.run(fold_run(base_run(config), fold))
     n_folds = config.crossvalidation.folds
@@ -100,7 +103,7 @@ def write_fold(outputs: Path, config: Config, fold: int, data: dict, seed: int =
     save_predictions(
         out.predictions("valid"),
         data["train_ids"][valid],
-        noisy_probs(data["masks"][valid], seed + fold),
+        noisy_probs(data["masks"][valid], seed + fold) if probs is None else probs[valid],
         fold_meta(config, fold, "valid"),
     )
     test_masks = masks_for(len(data["test_ids"]), 99)

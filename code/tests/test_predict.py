@@ -166,3 +166,38 @@ def test_cli_error_is_one_line(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("error: ") and "image folder not found" in done.stderr
+
+
+def _pixel_model(path: Path, sign: float) -> None:
+    """A probability model saying salt where a pixel is brighter (sign 1) or darker (-1) than
+    127.5, saved as a fold model of a run."""
+    inputs = keras.Input((101, 101, 1))
+    logits = keras.layers.Conv2D(1, 1)(inputs)
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid")(logits))
+    model.layers[1].set_weights([np.full((1, 1, 1, 1), 40.0 * sign), np.array([-20.0 * sign])])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+
+
+def test_blend_run_weights_its_members_models(tmp_path):
+    """Member a says bright pixels are salt, member b dark ones: the heavier member wins."""
+    out = tmp_path / "outputs"
+    _pixel_model(out / "models" / "a-1-cvfold0-stage2.keras", 1.0)
+    _pixel_model(out / "models" / "b-1-cvfold0-stage2.keras", -1.0)
+    _pixel_model(out / "models" / "b-1-cvfold1-stage2.keras", -1.0)
+    image = np.zeros((101, 101), np.uint8)
+    image[:40] = 255
+    _save_png(tmp_path / "in" / "half.png", image)
+    summary = out / "models" / "a-1+b-1-blend.json"
+    members = [{"run": "a-1"}, {"run": "b-1"}]
+    for weights, salt in (([0.7, 0.3], image > 0), ([0.3, 0.7], image == 0)):
+        summary.write_text(json.dumps({"members": members, "weights": weights, "threshold": 0.5,
+                                       "min_area": 0}))  # fmt: skip
+        paths = resolve_model_paths(["a-1+b-1-blend"], out)
+        assert [p.name.split("-")[0] for p in paths] == ["a", "b", "b"]
+        predict_images(["a-1+b-1-blend"], tmp_path / "in", tmp_path / "out", out)
+        assert ((np.asarray(Image.open(tmp_path / "out" / "half.png")) > 0) == salt).all()
+    with pytest.raises(UserError, match="a-1\\+b-1-blend: a blend run must be the only --models"):
+        resolve_model_paths(["a-1+b-1-blend", "a-1"], out)
+    with pytest.raises(UserError, match="c-1-blend.json: missing; blend the runs first"):
+        resolve_model_paths(["c-1-blend"], out)

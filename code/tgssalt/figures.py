@@ -1,4 +1,5 @@
-"""Figures of a fold's training: learning curves, score vs threshold, validation predictions."""
+"""Figures of a fold's training (learning curves, score vs threshold, validation predictions), of
+the fold ensemble's post-processing search and of a blend's weights."""
 
 from pathlib import Path
 
@@ -102,4 +103,28 @@ def plot_threshold_area(
         ax.set_ylabel("out-of-fold competition score")
         ax.legend()
     fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_blend(
+    names: list[str], summary: dict, candidates: np.ndarray, best: np.ndarray, path: Path
+) -> None:
+    """A blend's out-of-fold scores. Left: each member alone, equal weights and the chosen
+    weights. Right: per member, the best score of the candidates giving it each weight
+    (`best` holds each candidate weight vector's best score over thresholds and min_areas)."""
+    fig, (ax_bar, ax_w) = plt.subplots(1, 2, figsize=(12, 4))
+    labels = [*names, "equal weights", f"chosen ({summary['weights_kept']})"]
+    values = [row["oof_score"] for row in summary["members"]]
+    values += [summary["oof_score_equal_weights"], summary["oof_score"]]
+    ax_bar.barh(labels, values)
+    ax_bar.set_xlim(max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.02))
+    ax_bar.set_xlabel("out-of-fold competition score")
+    for m, name in enumerate(names):
+        weights = np.unique(np.round(candidates[:, m], 9))
+        scores = [best[np.isclose(candidates[:, m], w)].max() for w in weights]
+        ax_w.plot(weights, scores, "o-", label=name)
+    ax_w.set_xlabel("member weight")
+    ax_w.set_ylabel("best out-of-fold score")
+    ax_w.legend(fontsize=8)
+    fig.suptitle(f"{summary['run']}: weights {', '.join(f'{w:.2f}' for w in summary['weights'])}")
     _save(fig, path)

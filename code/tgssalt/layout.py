@@ -2,8 +2,9 @@
 
 A config's base run is `name % version` (the original's naming). Each cross-validation fold is the
 run `<base>-cvfold<k>`; a single train/validation split is the run `<base>` itself; the fold
-ensemble is `<base>-ensemble`. Every artifact of a run lives in one subfolder of the outputs
-folder, named after the run:
+ensemble is `<base>-ensemble`; a blend of several base runs' ensembles is `<a>+<b>-blend`
+(`blend_run`), logged in the MLflow experiment `blends`. Every artifact of a run lives in one
+subfolder of the outputs folder, named after the run:
 
     folds/<base>.csv                      the cross-validation split (`splits.py`), written once
     folds/<base>-holdout.csv              the single split of a run without --cv-currentfold
@@ -12,12 +13,15 @@ folder, named after the run:
     models/<run>-<stage>.best.weights.h5  best epoch so far; `-<stage>-snapshot<c>.weights.h5`
     models/<run>-config.json, -metrics.json, .lock
     models/<base>-ensemble.json           the ensemble's threshold, min_area and scores
+    models/<blend>.json                   a blend's members, weights, threshold, min_area, scores
+    submissions/<blend>-submission.csv; figures/<blend>-weights.png
     predictions/<run>-valid.npz, -test.npz
     figures/<run>-*.png, -<stage>-log.csv; tb_logs/<run>-<stage>/
     submissions/<run>-submission.csv; logs/<run>.log (a fold trained as a child process)
 """
 
 import glob
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -29,6 +33,9 @@ from .errors import UserError
 OUTPUT_SUBFOLDERS = ("models", "figures", "tb_logs", "predictions", "submissions")
 FOLD_SUFFIX = "-cvfold"
 ENSEMBLE_SUFFIX = "-ensemble"
+BLEND_SUFFIX = "-blend"
+BLEND_EXPERIMENT = "blends"  # the MLflow experiment of every blend, to compare them side by side
+MAX_BLEND_NAME = 100  # longer member lists are named by a digest (file names stay short)
 _FOLD_RUN = re.compile(rf"^(?P<base>.+){FOLD_SUFFIX}(?P<fold>\d+)$")
 
 
@@ -61,6 +68,25 @@ def parse_fold_run(run: str) -> tuple[str, int | None]:
 def ensemble_run(base: str) -> str:
     """The fold ensemble's run name (its MLflow run and the stem of its files)."""
     return f"{base}{ENSEMBLE_SUFFIX}"
+
+
+def blend_run(bases: list[str], name: str | None = None) -> str:
+    """A blend's run name: `<name>-blend`, by default the members joined by `+` in the order
+    given (`a-1+b-2-blend`), or, when that is too long, the first member, their count and a
+    digest of the list."""
+    if name is None:
+        name = "+".join(bases)
+        if len(name) > MAX_BLEND_NAME:
+            digest = hashlib.sha1("\n".join(bases).encode()).hexdigest()[:8]
+            name = f"{bases[0]}+{len(bases) - 1}-more-{digest}"
+    if not name or "/" in name or "\\" in name:
+        raise UserError(f"blend name {name!r}: give a non-empty name without / or \\")
+    return f"{name}{BLEND_SUFFIX}"
+
+
+def is_blend_run(run: str) -> bool:
+    """Whether `run` names a blend (`blend_run`) rather than a base run or a fold."""
+    return run.endswith(BLEND_SUFFIX)
 
 
 def fold_complete(outputs_folder: Path, run: str) -> bool:
@@ -113,10 +139,18 @@ class Outputs:
             figure=self.root / "figures" / f"{run}-threshold.png",
         )
 
+    def blend(self, run: str) -> "EnsembleOutputs":
+        """What the blend `run` (a `blend_run` name) writes."""
+        return EnsembleOutputs(
+            submission=self.root / "submissions" / f"{run}-submission.csv",
+            summary=self.root / "models" / f"{run}.json",
+            figure=self.root / "figures" / f"{run}-weights.png",
+        )
+
 
 @dataclass(frozen=True)
 class EnsembleOutputs:
-    """What the ensemble of a base run writes."""
+    """What the ensemble of a base run, or a blend, writes."""
 
     submission: Path
     summary: Path

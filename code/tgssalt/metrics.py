@@ -6,7 +6,8 @@ The image score is the mean over `IOU_THRESHOLDS` (0.50 ... 0.95) and the datase
 over images. The numpy functions here are the reference; `keras_metrics.competition_score_ops`
 is the same computation in `keras.ops`, a training metric under any Keras backend.
 `binarize` is the post-processing every prediction goes through (a threshold, then a minimum
-salt area) and `threshold_area_search` tunes both of its parameters at once.
+salt area) and `threshold_area_search` tunes both of its parameters at once, from the
+per-image scores of `threshold_area_table`.
 
 "IoU > t" is evaluated exactly, as `100 * intersection > percent(t) * union` on pixel counts:
 the thresholds are whole percents, and comparing float ratios would let rounding decide the
@@ -117,25 +118,14 @@ def threshold_area_search(
 ) -> tuple[float, int, float, np.ndarray]:
     """Find the (threshold, min_area) pair of `binarize` that maximises the dataset score.
 
-    Per image and threshold the predicted and correct pixel counts come from one pass over the
-    pixels (as in `threshold_search`, `chunk` images at a time to bound memory); the min-area rule
-    then only swaps an image's score for its empty-prediction score (1 if its truth is empty,
-    else 0), so every pair costs O(images). Both grids are used in ascending order.
+    The dataset score of every pair is the mean over images of `threshold_area_table`. Both grids
+    are used in ascending order.
     Returns (threshold, min_area, best score, scores (thresholds, min_areas)); ties go to the
     smallest min_area, then the smallest threshold.
     """
-    truth_flat = _as_flat_batch(truth, "truth") != 0
-    probs_flat = _as_flat_batch(probs, "probs")
-    if truth_flat.shape != probs_flat.shape or truth_flat.shape[0] == 0:
-        raise ValueError(f"truth {truth_flat.shape} and probs {probs_flat.shape} must match, N > 0")
     thresholds = np.sort(np.asarray(thresholds, dtype=np.float64).ravel())
     min_areas = np.sort(np.asarray(min_areas, dtype=np.int64).ravel())
-    predicted, hit = _chunked_counts(truth_flat, probs_flat, thresholds, chunk)
-    truth_counts = truth_flat.sum(axis=1)[:, None]
-    kept = _scores_from_counts(hit, truth_counts + predicted - hit)  # (N, T)
-    emptied = (truth_counts == 0).astype(np.float64)  # (N, 1)
-    small = predicted[:, :, None] < min_areas[None, None, :]  # (N, T, A)
-    scores = np.where(small, emptied[:, :, None], kept[:, :, None]).mean(axis=0)
+    scores = threshold_area_table(truth, probs, thresholds, min_areas, chunk).mean(axis=0)
     best_area, best_threshold = np.unravel_index(int(np.argmax(scores.T)), scores.T.shape)
     return (
         float(thresholds[best_threshold]),
@@ -143,6 +133,36 @@ def threshold_area_search(
         float(scores[best_threshold, best_area]),
         scores,
     )
+
+
+def threshold_area_table(
+    truth: np.ndarray,
+    probs: np.ndarray,
+    sorted_thresholds: np.ndarray,
+    sorted_min_areas: np.ndarray,
+    chunk: int = 500,
+) -> np.ndarray:
+    """Every image's score (N, thresholds, min_areas) under each (threshold, min_area) pair of
+    `binarize`, both grids ascending: per image, not averaged, so that a search can average it
+    over any subset of the images (the blend's cross-check does).
+
+    Per image and threshold the predicted and correct pixel counts come from one pass over the
+    pixels (as in `threshold_search`, `chunk` images at a time to bound memory); the min-area rule
+    then only swaps an image's score for its empty-prediction score (1 if its truth is empty,
+    else 0), so every pair costs O(images).
+    """
+    truth_flat = _as_flat_batch(truth, "truth") != 0
+    probs_flat = _as_flat_batch(probs, "probs")
+    if truth_flat.shape != probs_flat.shape or truth_flat.shape[0] == 0:
+        raise ValueError(f"truth {truth_flat.shape} and probs {probs_flat.shape} must match, N > 0")
+    thresholds = np.asarray(sorted_thresholds, dtype=np.float64).ravel()
+    min_areas = np.asarray(sorted_min_areas, dtype=np.int64).ravel()
+    predicted, hit = _chunked_counts(truth_flat, probs_flat, thresholds, chunk)
+    truth_counts = truth_flat.sum(axis=1)[:, None]
+    kept = _scores_from_counts(hit, truth_counts + predicted - hit)  # (N, T)
+    emptied = (truth_counts == 0).astype(np.float64)  # (N, 1)
+    small = predicted[:, :, None] < min_areas[None, None, :]  # (N, T, A)
+    return np.where(small, emptied[:, :, None], kept[:, :, None])
 
 
 def _chunked_counts(

@@ -1,13 +1,14 @@
 """Salt masks for a folder of images, with trained models: what `predict.py` runs.
 
 Models are `.keras` files, or a run name whose fold models are found in the outputs folder
-(`models/<run>-cvfold<k>-stage2.keras`, else that fold's `-stage1.keras`; `layout.py` names
-them). Their probabilities
-are averaged (with flip TTA), then binarised with the run's ensemble threshold and min_area
-(`models/<run>-ensemble.json`), else with the mean of the folds' own thresholds. Images of any
-size are resized to 101x101, the size the models were trained at, and each mask back to its
-image's size. Writes one mask PNG (0/255) per image and a CSV of their run-length encodings,
-each file atomically.
+(`models/<run>-cvfold<k>-stage2.keras`, else that fold's `-stage1.keras`; `layout.py` names them),
+or a blend run (`<a>+<b>-blend`, `ensemble.py` with several runs) whose members' fold models are
+found so. Their probabilities are averaged (with flip TTA; for a blend weighted by its members'
+weights), then binarised with the run's ensemble threshold and min_area
+(`models/<run>-ensemble.json`, or the blend's `models/<blend>.json`), else with the mean of the
+folds' own thresholds. Images of any size are resized to 101x101, the size the models were trained
+at, and each mask back to its image's size. Writes one mask PNG (0/255) per image and a CSV of their
+run-length encodings, each file atomically.
 """
 
 import json
@@ -25,7 +26,7 @@ from .competition import DEFAULT_THRESHOLD, IMAGE_SIZE
 from .config import Config, resolve_config
 from .data import read_png
 from .errors import UserError, first_line
-from .layout import STAGE_NAMES, Outputs, RunOutputs, any_fold_run
+from .layout import STAGE_NAMES, Outputs, RunOutputs, any_fold_run, is_blend_run
 from .metrics import binarize
 from .rle import rle_encode
 from .splits import split_folds
@@ -72,15 +73,43 @@ def image_sizes(paths: list[Path]) -> list[tuple[int, int]]:
 
 def resolve_model_paths(specs: list[str], outputs_folder: Path) -> list[Path]:
     """The `.keras` files named by `specs`: each a `.keras` path or a run name."""
-    paths = []
+    return resolve_models(specs, outputs_folder)[0]
+
+
+def resolve_models(specs: list[str], outputs_folder: Path) -> tuple[list[Path], list[float]]:
+    """The `.keras` files named by `specs` and each one's weight in the mean of their
+    probabilities: equal, except for a blend run, whose members' weights are shared out among
+    their fold models as the blend did. A blend must come alone."""
+    outputs, paths, weights = Outputs(Path(outputs_folder)), [], []
+    blends = [spec for spec in specs if is_blend_run(spec)]
+    if blends and len(specs) > 1:
+        raise UserError(f"{blends[0]}: a blend run must be the only --models (its own mean)")
     for spec in specs:
         if spec.endswith(".keras"):
             if not Path(spec).is_file():
                 raise UserError(f"{spec}: model file not found")
-            paths.append(Path(spec))
+            found = [(Path(spec), 1.0)]
+        elif is_blend_run(spec):
+            found = blend_models(spec, outputs)
         else:
-            paths.extend(run_models(spec, Outputs(Path(outputs_folder))))
-    return paths
+            found = [(path, 1.0) for path in run_models(spec, outputs)]
+        paths.extend(path for path, _ in found)
+        weights.extend(weight for _, weight in found)
+    return paths, [weight / sum(weights) for weight in weights]
+
+
+def blend_models(run: str, outputs: Outputs) -> list[tuple[Path, float]]:
+    """The fold models of blend `run`'s members (its JSON, `ensemble.py` with several runs),
+    each with its member's weight over its member's model count; members of weight 0 left out."""
+    path = outputs.blend(run).summary
+    summary = _read_json(path)
+    if summary is None:
+        raise UserError(f"{path}: missing; blend the runs first (code/ensemble.py --run A B)")
+    found = []
+    for member, weight in zip(summary["members"], summary["weights"], strict=True):
+        models = run_models(member["run"], outputs) if weight > 0 else []
+        found.extend((model, weight / len(models)) for model in models)
+    return found
 
 
 def run_models(run: str, outputs: Outputs) -> list[Path]:
@@ -127,10 +156,13 @@ def _read_json(path: Path) -> dict | None:
 def postprocessing(
     specs: list[str], model_paths: list[Path], outputs_folder: Path
 ) -> Postprocessing:
-    """The threshold and min_area: a single run's ensemble JSON, else the mean of the models'
-    own thresholds (their runs' metrics JSON) with no min-area rule, else 0.5."""
+    """The threshold and min_area: a single run's ensemble JSON (or a blend's JSON), else the
+    mean of the models' own thresholds (their runs' metrics JSON) with no min-area rule, else
+    0.5."""
     if len(specs) == 1 and not specs[0].endswith(".keras"):
-        path = Outputs(Path(outputs_folder)).ensemble(specs[0]).summary
+        outputs = Outputs(Path(outputs_folder))
+        blend = is_blend_run(specs[0])
+        path = (outputs.blend if blend else outputs.ensemble)(specs[0]).summary
         summary = _read_json(path)
         if summary is not None:
             return Postprocessing(float(summary["threshold"]), int(summary["min_area"]), str(path))
@@ -191,15 +223,17 @@ def read_resized(paths: list[Path]) -> np.ndarray:
     return out
 
 
-def mean_probs(models: list[tuple], images: np.ndarray) -> np.ndarray:
-    """The models' mean salt probabilities (N, 101, 101) for (N, 101, 101, 1) images."""
+def mean_probs(models: list[tuple], images: np.ndarray, weights=None) -> np.ndarray:
+    """The models' mean salt probabilities (N, 101, 101) for (N, 101, 101, 1) images, weighted
+    by `weights` (summing to 1) when given."""
     from .inference import predict_probs
 
+    weights = [1 / len(models)] * len(models) if weights is None else weights
     total = np.zeros(images.shape[:3], np.float32)
-    for model, config in models:
+    for (model, config), weight in zip(models, weights, strict=True):
         channels = config.input.channels
-        total += predict_probs(model, np.repeat(images, channels, axis=-1), config)
-    return total / len(models)
+        total += weight * predict_probs(model, np.repeat(images, channels, axis=-1), config)
+    return total
 
 
 def to_masks(probs: np.ndarray, sizes: list, post: Postprocessing) -> list[np.ndarray]:
@@ -262,11 +296,12 @@ def predict_images(
     csv_path = Path(csv_path) if csv_path else mask_folder / "masks.csv"
     ids, paths = find_images(image_folder)
     sizes = image_sizes(paths)
-    model_paths = resolve_model_paths(specs, outputs_folder)
+    model_paths, weights = resolve_models(specs, outputs_folder)
     post = _override(postprocessing(specs, model_paths, outputs_folder), options)
     _announce(len(model_paths), post, sizes)
     models = load_models(model_paths, options["tta"], options["batch_size"])
-    rles = _predict_all(models, ids, paths, sizes, post, mask_folder, options["chunk"])
+    options["weights"] = weights
+    rles = _predict_all(models, ids, paths, sizes, post, mask_folder, options)
     write_csv(csv_path, ids, rles, sizes)
     print(f"wrote {len(ids)} masks to {mask_folder} and their RLEs to {csv_path}")
     return csv_path
@@ -298,15 +333,16 @@ def _announce(n_models: int, post: Postprocessing, sizes: list) -> None:
         )
 
 
-def _predict_all(models, ids, paths, sizes, post, mask_folder: Path, chunk: int) -> list[str]:
-    """Predict chunk by chunk with a progress bar; write each mask; return the RLEs in order."""
+def _predict_all(models, ids, paths, sizes, post, mask_folder: Path, options: dict) -> list[str]:
+    """Predict `options["chunk"]` images at a time with a progress bar, the models' probabilities
+    weighted by `options["weights"]`; write each mask; return the RLEs in order."""
     from tqdm import tqdm
 
-    rles = []
+    rles, chunk = [], options["chunk"]
     with tqdm(total=len(ids), unit="img", desc="predict", disable=None) as bar:
         for start in range(0, len(ids), chunk):
             part = slice(start, start + chunk)
-            probs = mean_probs(models, read_resized(paths[part]))
+            probs = mean_probs(models, read_resized(paths[part]), options["weights"])
             for image_id, mask in zip(ids[part], to_masks(probs, sizes[part], post), strict=True):
                 write_mask(mask_folder / f"{image_id}.png", mask)
                 rles.append(rle_encode(mask))
