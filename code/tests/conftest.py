@@ -1,9 +1,14 @@
 """The one real training run the tests share (session scope: the longest fixture of the suite).
 
 Two folds of a tiny config train at once into one outputs folder through the real command line.
-Fold 2 is killed with SIGKILL after its third epoch; meanwhile the same fold started a second
-time must refuse; then fold 2 is rerun and resumes. test_train_fold.py checks both folds'
-outputs and scores; test_resume.py checks the resume, the refusal and the lock.
+Fold 2 is paused (SIGSTOP) once its third epoch is checkpointed, so the kill always lands in
+stage 1 however fast the machine is; while it is paused, the same fold started a second time must
+refuse (its lock holder is alive); then fold 2 is killed with SIGKILL, rerun, and resumes.
+test_train_fold.py checks both folds' outputs and scores; test_resume.py checks the resume, the
+refusal and the lock.
+
+Under pytest-xdist every test that uses the run goes to one worker (`xdist_group`), so the run is
+trained once per session, not once per worker.
 """
 
 import json
@@ -74,9 +79,16 @@ def _wait_for_epochs(resume_file: Path, epochs: int, process: subprocess.Popen) 
     raise AssertionError(f"{resume_file} never reached epoch {epochs} ({process.poll()=})")
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Send every test of the shared run to one xdist worker (see the module docstring)."""
+    for item in items:
+        if {"e2e", "trained"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 @pytest.fixture(scope="session")
 def e2e(tmp_path_factory) -> dict:
-    """Train folds 0 and 2 at once, kill fold 2 mid-stage 1, try it twice, resume it."""
+    """Train folds 0 and 2 at once, pause fold 2 mid-stage 1, try it twice, kill and resume it."""
     root = tmp_path_factory.mktemp("e2e")
     generate_dataset(root / "data", n_train=300, n_test=30, seed=1)
     (root / "tiny.json").write_text(json.dumps(TINY))
@@ -85,6 +97,7 @@ def e2e(tmp_path_factory) -> dict:
     victim = subprocess.Popen(train_command(root, KILLED_FOLD), **quiet)
     resume_file = root / "outputs" / "models" / f"tiny-3-cvfold{KILLED_FOLD}-stage1.resume.npz"
     _wait_for_epochs(resume_file, 3, victim)
+    os.kill(victim.pid, signal.SIGSTOP)
     twin = run_command(train_command(root, KILLED_FOLD))
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()

@@ -1,6 +1,6 @@
 """Encoder models: every backbone and decoder builds for any input size, weights load from
 files (Keras and timm), freezing holds the encoder still, errors are one line, saved models load
-with plain Keras, and JAX trains them too. The sweeps and end-to-end runs are marked slow."""
+with plain Keras (JAX: test_jax_backend.py). The sweeps and end-to-end runs are marked slow."""
 
 import json
 import os
@@ -249,42 +249,6 @@ def test_saved_model_loads_with_plain_keras(tmp_path):
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), with_sigmoid(model).predict(x, verbose=0), atol=1e-5
     )
-
-
-JAX_CHECK = """
-import json, sys, numpy as np, keras
-from tgssalt.config import resolve_config
-from tgssalt.losses import bce
-from tgssalt.models import build_model
-config = resolve_config({"input": {"size": 40}, "model": {"start_filters": 4, "scse": True},
-                         "encoder": {"type": "Linknet", "backbone": "resnet34", "weights": None}})
-model = build_model(config)
-model.compile(optimizer="adam", loss=bce)
-rng = np.random.default_rng(0)
-x = rng.random((2, 40, 40, 1)).astype("float32")
-loss = model.fit(x, (x > 0.5).astype("float32"), verbose=0).history["loss"][0]
-plain = keras.saving.load_model(sys.argv[1], compile=False)  # saved under TensorFlow
-print(json.dumps({"backend": keras.backend.backend(), "loss": float(loss),
-                  "shape": list(model(x).shape),
-                  "loaded": list(plain(np.zeros((1, 64, 64, 1), "float32")).shape)}))
-"""
-
-
-def test_encoder_model_trains_under_jax(tmp_path):
-    """An encoder model trains under JAX, and a TF-saved one loads there with plain Keras.
-    (The slow end-to-end runs train all four original encoders, resnext50's grouped
-    convolutions included, under JAX.)"""
-    path = tmp_path / "unet.keras"
-    build_model(config()).save(path)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(CODE), "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-c", JAX_CHECK, str(path)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["backend"] == "jax" and np.isfinite(result["loss"])
-    assert result["shape"] == [2, 40, 40, 1] and result["loaded"] == [1, 64, 64, 1]
 
 
 @pytest.mark.slow

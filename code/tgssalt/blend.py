@@ -35,11 +35,11 @@ from .data import read_ids, resolve_data_folder
 from .ensemble import (
     MIN_AREAS,
     FoldFiles,
-    _alignment,
-    _blank,
-    _grid,
+    align_ids,
+    blank_submission,
     check_folds,
     find_folds,
+    search_grid,
     truth_masks,
 )
 from .errors import UserError
@@ -334,7 +334,7 @@ def blended_test_probs(members: list[Member], weights) -> tuple[np.ndarray, np.n
     Reusable wherever a blend's test probabilities are needed (pseudo-labels)."""
     ids, total = members[0].test_ids, None
     for member, weight in zip(members, weights, strict=True):
-        to_first = _alignment(member.test_ids, ids, member.folds[0].test)
+        to_first = align_ids(member.test_ids, ids, member.folds[0].test)
         for files, index in zip(member.folds, member.alignments, strict=True):
             _, probs, _ = load_predictions(files.test)
             if len(probs) != len(member.test_ids):
@@ -379,14 +379,14 @@ def run_blend(
     """
     options = {"weights": None, "weight_step": DEFAULT_WEIGHT_STEP, "name": None, **(options or {})}
     data_folder = resolve_data_folder(data_folder)
-    thresholds, min_areas = _grid(thresholds, min_areas)
+    thresholds, min_areas = search_grid(thresholds, min_areas)
     run = blend_run(list(bases), options["name"])
     rule = parse_weights(options["weights"], len(bases))
     candidate_weights(len(bases), rule, options["weight_step"])  # a bad step fails before reading
     members = load_members(outputs_folder, list(bases), only)
     expected_ids = read_ids(data_folder / "sample_submission.csv")
     validate_submission(
-        _blank(members[0].test_ids), expected_ids, name=str(members[0].folds[0].test)
+        blank_submission(members[0].test_ids), expected_ids, name=str(members[0].folds[0].test)
     )
     split = _announce(run, members)
     oof_ids, probs = load_oof_probs(members)

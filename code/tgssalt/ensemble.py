@@ -102,7 +102,7 @@ def _check_meta(meta: dict, files: FoldFiles, split: str, reference: dict) -> No
         raise UserError(f"{path}: fold {files.fold} is not one of the run's {meta['folds']} folds")
 
 
-def _alignment(ids: np.ndarray, reference: np.ndarray, where: Path) -> np.ndarray | slice:
+def align_ids(ids: np.ndarray, reference: np.ndarray, where: Path) -> np.ndarray | slice:
     """An index putting `ids` in `reference`'s order; a UserError unless both hold the same ids."""
     if np.array_equal(ids, reference):
         return slice(None)
@@ -130,7 +130,7 @@ def check_folds(folds: list[FoldFiles], split_file: Path) -> tuple[dict, np.ndar
         _check_split(ids, files, split_file)
         ids, meta = load_header(files.test)
         _check_meta(meta, files, "test", reference)
-        alignments.append(_alignment(ids, test_ids, files.test))
+        alignments.append(align_ids(ids, test_ids, files.test))
     return reference, test_ids, alignments
 
 
@@ -222,12 +222,12 @@ def run_ensemble(
     output is written.
     """
     data_folder = resolve_data_folder(data_folder)
-    thresholds, min_areas = _grid(thresholds, min_areas)
+    thresholds, min_areas = search_grid(thresholds, min_areas)
     folds = find_folds(outputs_folder, base, only)
     split_file = Outputs(Path(outputs_folder)).split_file(base)
     reference, test_ids, alignments = check_folds(folds, split_file)
     expected_ids = read_ids(data_folder / "sample_submission.csv")
-    validate_submission(_blank(test_ids), expected_ids, name=str(folds[0].test))
+    validate_submission(blank_submission(test_ids), expected_ids, name=str(folds[0].test))
     _announce(base, folds, reference["folds"])
     valid_ids, valid_probs, per_fold = load_oof(folds)
     truth = truth_masks(data_folder, valid_ids)
@@ -239,7 +239,7 @@ def run_ensemble(
     return summary
 
 
-def _grid(thresholds, min_areas) -> tuple[np.ndarray, np.ndarray]:
+def search_grid(thresholds, min_areas) -> tuple[np.ndarray, np.ndarray]:
     """The search grids, sorted, checked to hold thresholds in (0, 1) and areas >= 0."""
     thresholds = np.unique(np.asarray(thresholds, dtype=np.float64))
     min_areas = np.unique(np.asarray(min_areas, dtype=np.int64))
@@ -250,7 +250,7 @@ def _grid(thresholds, min_areas) -> tuple[np.ndarray, np.ndarray]:
     return thresholds, min_areas
 
 
-def _blank(ids: np.ndarray) -> pd.DataFrame:
+def blank_submission(ids: np.ndarray) -> pd.DataFrame:
     """A submission frame of `ids` with empty masks, to check the ids before any work."""
     return pd.DataFrame({"id": [str(i) for i in ids], "rle_mask": ""})
 
