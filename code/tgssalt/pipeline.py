@@ -107,7 +107,9 @@ def pad_and_crop(xy: np.ndarray, pad: int, corners: np.ndarray) -> np.ndarray:
     its (row, column) in `corners` (0..2 pad): a whole-pixel translation, reflected borders."""
     size = xy.shape[1]
     padded = np.pad(xy, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    return np.stack([p[r : r + size, c : c + size] for p, (r, c) in zip(padded, corners)])
+    return np.stack(
+        [p[r : r + size, c : c + size] for p, (r, c) in zip(padded, corners, strict=True)]
+    )
 
 
 def affine_matrices(aug: AugmentationConfig, size: int, n: int, rng: np.random.Generator):
@@ -118,7 +120,9 @@ def affine_matrices(aug: AugmentationConfig, size: int, n: int, rng: np.random.G
     zoom = 1 + rng.uniform(-aug.scale, aug.scale, n)
     shift = rng.uniform(-aug.shift, aug.shift, (n, 2)) * size
     centre = ((size - 1) / 2, (size - 1) / 2)
-    matrices = np.stack([cv2.getRotationMatrix2D(centre, a, z) for a, z in zip(angle, zoom)])
+    matrices = np.stack(
+        [cv2.getRotationMatrix2D(centre, a, z) for a, z in zip(angle, zoom, strict=True)]
+    )
     matrices[:, :, 2] += shift
     return matrices
 
@@ -129,7 +133,7 @@ def warp_affine(xy: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     `code/benchmarks/pipeline_speed.py` compares)."""
     size = (xy.shape[2], xy.shape[1])
     out = np.empty_like(xy)
-    for k, (image, matrix) in enumerate(zip(xy, matrices)):
+    for k, (image, matrix) in enumerate(zip(xy, matrices, strict=True)):
         warped = cv2.warpAffine(
             image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )

@@ -44,7 +44,8 @@ def to_original_size(probs: np.ndarray, spec: InputConfig) -> np.ndarray:
 
 
 def pad_batch(x: np.ndarray, size: int, pad_mode: str) -> np.ndarray:
-    """Pad (N, H, W, C) centred to (N, size, size, C) with `pad_mode` borders (`NUMPY_PAD_MODES`)."""
+    """Pad (N, H, W, C) centred to (N, size, size, C) with `pad_mode` borders
+    (`NUMPY_PAD_MODES`)."""
     (top, bottom), (left, right) = margins(x.shape[1], size)
     widths = ((0, 0), (top, bottom), (left, right), (0, 0))
     return np.pad(x, widths, mode=NUMPY_PAD_MODES[pad_mode])
