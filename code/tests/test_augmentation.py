@@ -129,6 +129,8 @@ def test_a_known_affine_shift_moves_the_square_by_that_many_pixels():
     want[8:14, 15:23] = 1
     for channel in range(2):
         np.testing.assert_array_equal(moved[0, ..., channel], want)
+    one = warp_affine(_square(1), np.array([[[1.0, 0.0, 3.0], [0.0, 1.0, -2.0]]]))
+    np.testing.assert_array_equal(one[0, ..., 0], want)  # a single channel is warped too
 
 
 def test_pad_and_crop_is_a_translation_with_reflected_borders():
@@ -137,6 +139,8 @@ def test_pad_and_crop_is_a_translation_with_reflected_borders():
     np.testing.assert_array_equal(out[0], x[0])  # the centre window: no move
     np.testing.assert_array_equal(out[1, :6, 2:], x[1, 2:, :6])  # 2 rows up, 2 columns right
     np.testing.assert_array_equal(out[1, :, 1], x[1, [2, 3, 4, 5, 6, 7, 6, 5], 1])  # reflected
+    xy = np.concatenate([x, -x], axis=-1)
+    np.testing.assert_array_equal(pad_and_crop(xy, 3, np.array([[3, 3], [5, 1]]))[..., :1], out)
 
 
 @pytest.mark.parametrize(
