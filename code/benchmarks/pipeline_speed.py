@@ -15,7 +15,9 @@ largest difference from the pipeline's image pixels in the centre, which no tran
 border into. Part 3 times random pad-and-crop alone: OpenCV's `copyMakeBorder` (the pipeline's)
 against `numpy.pad`. Everything runs on one core (OpenCV's and the backends' thread pools set
 to 1). Each number is the median of `--repeats` rounds that run every candidate in turn, so
-that the load of a shared machine falls on all of them alike.
+that the load of a shared machine falls on all of them alike; "img/s" counts wall time, "per
+core" this process's CPU time (what the work costs one core, less sensitive to other jobs),
+and "ratio" compares CPU times.
 """
 
 import argparse
@@ -50,26 +52,28 @@ SETTINGS = {  # label -> augmentation keys over the defaults (flips on)
 
 
 def interleaved_medians(works: dict, repeats: int) -> dict:
-    """Median wall seconds of each `works[label]()` over `repeats` rounds, after one warm-up
-    round; every round runs each work once in turn, so a change in the machine's load hits
-    all of them alike and their ratios stay fair."""
+    """Median (wall, CPU) seconds of each `works[label]()` over `repeats` rounds, after one
+    warm-up round; every round runs each work once in turn, so a change in the machine's load
+    hits all of them alike. CPU seconds (this process, one thread) are what a work costs a
+    core, whatever else the machine runs."""
     times = {label: [] for label in works}
     for round_ in range(repeats + 1):
         for label, work in works.items():
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             work()
             if round_:
-                times[label].append(time.perf_counter() - started)
-    return {label: float(np.median(t)) for label, t in times.items()}
+                times[label].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {label: np.median(np.array(t), axis=0) for label, t in times.items()}
 
 
 def print_table(title: str, images: int, seconds: dict, extra: dict | None = None) -> None:
-    """img/s per label and its ratio to the first label (the peer)."""
-    print(f"\n{title}\n{'':36s} {'img/s':>8s} {'ratio':>6s}")
-    peer = next(iter(seconds.values()))
-    for label, took in seconds.items():
+    """img/s of wall time and of one core's CPU time per label, and the CPU ratio to the first
+    label (the peer)."""
+    print(f"\n{title}\n{'':36s} {'img/s':>8s} {'per core':>9s} {'ratio':>6s}")
+    peer = next(iter(seconds.values()))[1]
+    for label, (wall, cpu) in seconds.items():
         note = (extra or {}).get(label, "")
-        print(f"{label:36s} {images / took:8.0f} {peer / took:6.2f} {note}")
+        print(f"{label:36s} {images / wall:8.0f} {images / cpu:9.0f} {peer / cpu:6.2f} {note}")
 
 
 def fold_arrays(images: int, user: dict) -> tuple:

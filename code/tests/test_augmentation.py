@@ -4,7 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from tgssalt.config import AugmentationConfig, InputConfig, override, resolve_config
+from tgssalt.config import PAD_MODES, AugmentationConfig, InputConfig, override, resolve_config
 from tgssalt.errors import UserError
 from tgssalt.inference import predict_probs
 from tgssalt.pipeline import (
@@ -23,7 +23,7 @@ IMAGES = RNG.integers(0, 256, (3, 101, 101, 1), dtype=np.uint8)
 # ---- input.mode "pad": padding and cropping -------------------------------------------------
 
 
-@pytest.mark.parametrize("pad_mode", ["reflect", "edge", "zero"])
+@pytest.mark.parametrize("pad_mode", PAD_MODES)
 @pytest.mark.parametrize("size", [101, 102, 128])
 def test_pad_then_crop_gives_back_the_image_exactly(pad_mode, size):
     spec = InputConfig(size=size, mode="pad", pad_mode=pad_mode)

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from .config import AugmentationConfig, Config
-from .sizes import to_model_size, to_original_size  # noqa: F401  re-exported for callers
+from .sizes import to_model_size
 
 
 def preprocess(images: np.ndarray, config: Config) -> np.ndarray:

@@ -12,11 +12,10 @@ import numpy as np
 from skimage.transform import resize
 
 from .competition import IMAGE_SIZE
-from .config import PAD_MODES, InputConfig
+from .config import InputConfig
 
 # `input.pad_mode` -> numpy.pad's mode
 NUMPY_PAD_MODES = {"reflect": "reflect", "edge": "edge", "zero": "constant"}
-assert set(NUMPY_PAD_MODES) == set(PAD_MODES)
 
 
 def margins(size: int, padded: int) -> tuple:
