@@ -201,3 +201,28 @@ def test_jitter_draws_are_unchanged():
     want += [[6.9055122e-01, 6.8801361e-01], [9.6988690e-01, 9.6697062e-01]]
     np.testing.assert_allclose(images[:, 0, :2, 0], want, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(masks[:, 0, :, 0].sum(1), [5, 0, 6, 6])
+
+
+def test_predict_py_pads_and_crops_as_the_runs_config_says(tmp_path):
+    """A 128 px 'pixel brighter than 127.5' model trained with input.mode pad: its run config
+    makes predict.py pad and crop, so single-pixel detail survives exactly (a resize both ways
+    would blur it)."""
+    import keras
+    from PIL import Image
+    from tgssalt.config import save_config
+    from tgssalt.predict_images import predict_images
+
+    inputs = keras.Input((128, 128, 1))
+    conv = keras.layers.Conv2D(1, 1)
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid")(conv(inputs)))
+    conv.set_weights([np.full((1, 1, 1, 1), 40.0), np.array([-20.0])])
+    (tmp_path / "models").mkdir()
+    model.save(tmp_path / "models" / "pad-1-cvfold0-stage2.keras")
+    config = resolve_config({"input": {"size": 128, "mode": "pad", "pad_mode": "zero"}})
+    save_config(config, tmp_path / "models" / "pad-1-cvfold0-config.json")
+    image = (RNG.random((101, 101)) < 0.5).astype(np.uint8) * np.uint8(255)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "a.png")
+    predict_images(["pad-1"], tmp_path / "in", tmp_path / "out", tmp_path)
+    mask = np.asarray(Image.open(tmp_path / "out" / "a.png")) > 0
+    np.testing.assert_array_equal(mask, image > 0)
