@@ -260,11 +260,11 @@ def pipeline_speed(config: Config, batch: int, images: int, jitter: float | None
     `jitter` overrides brightness and contrast (the config's augmentation otherwise).
     """
     rng = np.random.default_rng(0)
-    channels, size = config.input.channels, config.input.size
+    channels = config.input.channels
     raw = rng.integers(0, 256, (images, IMAGE_SIZE, IMAGE_SIZE, channels), dtype=np.uint8)
     masks = rng.integers(0, 2, (images, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     started = time.perf_counter()
-    x, y = preprocess(raw, config), mask_targets(masks, size)
+    x, y = preprocess(raw, config), mask_targets(masks, config)
     prep = time.perf_counter() - started
     aug = config.augmentation
     if jitter is not None:

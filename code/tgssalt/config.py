@@ -19,6 +19,8 @@ from .errors import UserError
 STAGE_NAMES = ("stage1", "stage2")  # the training stages in order: config sections, artifacts
 SCHEDULES = ("plateau", "cosine")  # ReduceLROnPlateau + EarlyStopping, or cosine cycles
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
+INPUT_MODES = ("resize", "pad")  # 101 px images to `input.size`: interpolated or padded
+PAD_MODES = ("reflect", "edge", "zero")  # `input.pad_mode`: the borders `input.mode` "pad" adds
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class InputConfig:
     channels: int = 1
     normalize: bool = True
     coord_channels: bool = False
+    mode: str = "resize"
+    pad_mode: str = "reflect"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class AugmentationConfig:
     hflip: bool = True
     brightness: float = 0.0
     contrast: float = 0.0
+    shift: float = 0.0
+    scale: float = 0.0
+    rotate: float = 0.0
+    pad_crop: int = 0
 
 
 @dataclass(frozen=True)
@@ -295,6 +303,7 @@ def _validate(config: Config) -> None:
     split = config.crossvalidation.validation_split
     _require(0 < split < 1, "crossvalidation.validation_split", "must be between 0 and 1")
     _validate_input(config)
+    _validate_augmentation(config)
     _require(0 <= config.model.dropout < 1, "model.dropout", "must be in [0, 1)")
     _require(1 <= config.model.depth <= 6, "model.depth", "must be 1..6")
     _require(config.model.start_filters >= 1, "model.start_filters", "must be >= 1")
@@ -313,11 +322,32 @@ def _validate(config: Config) -> None:
 
 def _validate_input(config: Config) -> None:
     _require(config.input.size >= 32, "input.size", "must be >= 32")
+    _require_name(config.input.mode, "input.mode", INPUT_MODES)
+    _require_name(config.input.pad_mode, "input.pad_mode", PAD_MODES)
+    _require(
+        config.input.mode != "pad" or config.input.size >= 101,
+        "input.size",
+        f"must be >= 101 with input.mode 'pad' (it pads the 101 px images; got "
+        f"{config.input.size}; use input.mode 'resize' to shrink them)",
+    )
     _require(config.input.channels in (1, 3), "input.channels", "must be 1 or 3")
     _require(
         not (config.input.coord_channels and config.input.channels == 3 and config.encoder),
         "input.coord_channels",
         "needs input.channels 1 with an encoder (image, depth, image x depth fill its 3 channels)",
+    )
+
+
+def _validate_augmentation(config: Config) -> None:
+    """Ranges of the geometric augmentation keys (0 turns each off)."""
+    aug = config.augmentation
+    _require(0 <= aug.shift <= 0.5, "augmentation.shift", "must be in [0, 0.5] (of the side)")
+    _require(0 <= aug.scale < 1, "augmentation.scale", "must be in [0, 1)")
+    _require(0 <= aug.rotate <= 180, "augmentation.rotate", "must be in [0, 180] degrees")
+    _require(
+        0 <= aug.pad_crop < config.input.size,
+        "augmentation.pad_crop",
+        f"must be in [0, input.size) pixels, here [0, {config.input.size})",
     )
 
 
@@ -348,6 +378,8 @@ _NOT_WITH_ENCODER = {
 def inapplicable_keys(config: Config) -> dict[str, str]:
     """Every dotted key that does nothing in `config`, with the reason."""
     reasons = {}
+    if config.input.mode != "pad":
+        reasons["input.pad_mode"] = "applies to input.mode 'pad' only, not 'resize'"
     if config.encoder is not None:
         for key, why in _NOT_WITH_ENCODER.items():
             reasons[f"model.{key}"] = f"not with an 'encoder': {why}"

@@ -16,8 +16,13 @@ DESCRIPTIONS: dict[str, str] = {
     "crossvalidation.folds": "number of coverage-stratified folds; `--cv-currentfold` picks one",
     "crossvalidation.validation_split": "validation fraction of the single split used without "
     "`--cv-currentfold` (or with `folds` 1); between 0 and 1",
-    "input.size": "side of the model's input; images are resized to it and predictions back to "
-    "101 (>= 32)",
+    "input.size": "side of the model's input; the 101 px images are resized or padded to it "
+    "(`input.mode`) and predictions brought back to 101 (>= 32; >= 101 with `pad`)",
+    "input.mode": '`"resize"` (interpolate images to `input.size`, predictions back) or `"pad"` '
+    "(pad images centred to `input.size`, crop predictions back to 101 px, no interpolation)",
+    "input.pad_mode": 'the borders `input.mode` `"pad"` adds: `"reflect"` (mirrored, no edge '
+    'pixel repeated), `"edge"` (the edge pixel repeated) or `"zero"`; masks are padded alike; '
+    'refused with `"resize"`',
     "input.channels": "1 (grayscale) or 3 (the image repeated as RGB)",
     "input.normalize": "scale pixel values from 0..255 to 0..1",
     "input.coord_channels": "append depth channels inside the model: each row's relative depth "
@@ -52,6 +57,14 @@ DESCRIPTIONS: dict[str, str] = {
     "augmentation.hflip": "random horizontal flips of training images",
     "augmentation.brightness": "largest random per-image brightness shift (0 = off)",
     "augmentation.contrast": "largest random per-image relative contrast change (0 = off)",
+    "augmentation.shift": "largest random translation, as a fraction of the side, in each "
+    "direction (affine, reflected borders; the mask moves with the image; 0 = off)",
+    "augmentation.scale": "largest random relative zoom: a factor in [1 - scale, 1 + scale] about "
+    "the centre (affine, with `shift` and `rotate`; 0 = off)",
+    "augmentation.rotate": "largest random rotation in degrees either way (affine; 0 = off)",
+    "augmentation.pad_crop": "random pad-and-crop: pad by this many pixels on each side by "
+    "reflection, then crop a random window of the original size (a random whole-pixel "
+    "translation with reflected borders, as the 4th place did; 0 = off)",
     "stage1.epochs": "maximum epochs of stage 1 (0 skips the stage)",
     "stage1.batch_size": "training batch size",
     "stage1.loss": "loss, a name listed below",

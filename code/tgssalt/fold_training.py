@@ -153,8 +153,7 @@ def _announce(out: RunOutputs, n_train: int, n_valid: int, n_test: int) -> None:
 
 def _arrays(config: Config, data, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs and targets for the images at `index`."""
-    size = config.input.size
-    return preprocess(data.images[index], config), mask_targets(data.masks[index], size)
+    return preprocess(data.images[index], config), mask_targets(data.masks[index], config)
 
 
 def train_stage(

@@ -10,7 +10,8 @@ from .config import Config
 from .data import read_images
 from .device import jit_compile_setting
 from .models import with_sigmoid
-from .pipeline import preprocess, to_original_size
+from .pipeline import preprocess
+from .sizes import to_original_size
 
 
 def probability_model(model: keras.Model) -> keras.Model:
@@ -35,7 +36,7 @@ def predict_probs(model: keras.Model, images: np.ndarray, config: Config) -> np.
     if config.tta.hflip:
         flipped = model.predict(x[:, :, ::-1], batch_size=batch, verbose=0)
         probs = 0.5 * (probs + flipped[:, :, ::-1])
-    return to_original_size(np.asarray(probs, dtype=np.float32))
+    return to_original_size(np.asarray(probs, dtype=np.float32), config.input)
 
 
 def predict_folder(

@@ -7,6 +7,8 @@ stride multiple and cropped back, and what a hypercolumn is.
 
 from keras import layers
 
+from ..sizes import margins
+
 # Keras' default 0.99 leaves the moving statistics far from the batch statistics after the few
 # hundred steps of a small fold (validation predictions collapsed to all-empty); 0.9 is also
 # PyTorch's default, under which the timm / torchvision ImageNet encoders were trained.
@@ -60,15 +62,9 @@ def padded_size(size: int, stride: int, min_size: int = 1) -> int:
     return max(-(-size // stride) * stride, min_size)
 
 
-def margins(size: int, padded: int) -> tuple:
-    """((top, bottom), (left, right)) that take a square `size` map to `padded`, split around
-    the centre: the zero padding before the encoder and the crop after the decoder alike."""
-    before = (padded - size) // 2
-    return ((before, padded - size - before),) * 2
-
-
 def pad(x, size: int, padded: int):
-    """Zero-pad a size x size map to padded x padded (undone by `crop`)."""
+    """Zero-pad a size x size map to padded x padded (undone by `crop`), centred by
+    `sizes.margins`, the rule the pipeline's padding (`input.mode` "pad") follows too."""
     return layers.ZeroPadding2D(margins(size, padded))(x)
 
 
