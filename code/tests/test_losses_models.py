@@ -48,6 +48,62 @@ def test_lovasz_hinge_is_zero_for_confident_correct_logits():
     assert float(losses.lovasz_hinge(y, -z)[0]) > 1.0
 
 
+def two_pixels(logits) -> tuple[np.ndarray, np.ndarray]:
+    """One image of two pixels: salt, then background, with the given logits."""
+    y = np.array([1.0, 0.0], "float32").reshape(1, 1, 2, 1)
+    return y, np.array(logits, "float32").reshape(1, 1, 2, 1)
+
+
+def test_lovasz_variants_by_hand():
+    """Two pixels, salt then background. Logits (0.5, 0.5): hinge errors 1 - 0.5 = 0.5 (salt)
+    and 1 + 0.5 = 1.5 (background); sorted (1.5 bg, 0.5 salt), the Jaccard gradient is
+    (0.5, 0.5): relu gives 0.5 x 1.5 + 0.5 x 0.5 = 1, elu + 1 gives 0.5 x 2.5 + 0.5 x 1.5 = 2.
+    The complement (labels flipped, logits negated) has the same errors with background as the
+    object, sorted (1.5 object, 0.5 not): gradient (1, 0), so 1.5 (relu) and 2.5 (elu + 1)."""
+    y, z = two_pixels([0.5, 0.5])
+    value = lambda name: float(np.asarray(losses.LOSSES[name](y, z))[0])  # noqa: E731
+    assert value("lovasz_hinge") == pytest.approx(1.0)
+    assert value("lovasz_hinge_elu") == pytest.approx(2.0)
+    assert value("symmetric_lovasz") == pytest.approx(0.5 * (1.0 + 1.5))
+    assert value("symmetric_lovasz_elu") == pytest.approx(0.5 * (2.0 + 2.5))
+
+
+def test_elu_lovasz_differs_where_errors_are_negative():
+    """Logits (2, -3): both pixels right beyond the margin, errors -1 and -2, gradient (1, 0):
+    the relu hinge is 0, elu + 1 is exp(-1)."""
+    y, z = two_pixels([2.0, -3.0])
+    assert float(np.asarray(losses.lovasz_hinge(y, z))[0]) == pytest.approx(0.0)
+    assert float(np.asarray(losses.lovasz_hinge_elu(y, z))[0]) == pytest.approx(np.exp(-1.0))
+
+
+def loss_gradient(loss, y, z) -> np.ndarray:
+    """d mean(loss) / d logits, under the backend the tests run on."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda t: keras.ops.mean(loss(y, t)))(z))
+    import tensorflow as tf
+
+    t = tf.Variable(z)
+    with tf.GradientTape() as tape:
+        value = keras.ops.mean(loss(y, t))
+    return np.asarray(tape.gradient(value, t))
+
+
+def test_elu_lovasz_gradients_are_finite_and_keep_pushing_confident_pixels():
+    rng = np.random.default_rng(3)
+    y = (rng.random((2, 6, 6, 1)) > 0.5).astype("float32")
+    z = rng.normal(scale=4, size=(2, 6, 6, 1)).astype("float32")
+    for name in ("lovasz_hinge_elu", "symmetric_lovasz_elu"):
+        assert np.isfinite(loss_gradient(losses.LOSSES[name], y, z)).all(), name
+    y, z = two_pixels([2.0, -3.0])  # both right: relu's gradient vanishes, elu's does not
+    assert not loss_gradient(losses.lovasz_hinge, y, z).any()
+    grad = loss_gradient(losses.lovasz_hinge_elu, y, z).ravel()
+    assert grad[0] == pytest.approx(-np.exp(-1.0)) and grad[1] == 0  # salt pushed up
+
+
 def test_bce_matches_numpy():
     rng = np.random.default_rng(1)
     y = (rng.random((2, 5, 5, 1)) > 0.5).astype("float32")

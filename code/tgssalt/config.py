@@ -85,6 +85,10 @@ class StageConfig:
     schedule: str = "plateau"
     cycles: int = 1
     epochs_weights_frozen: int = 0
+    warmup_epochs: int = 0
+    clipnorm: float = 0.0
+    ema_momentum: float = 0.0
+    swa_epochs: int = 0
 
 
 def _stage2() -> StageConfig:
@@ -361,6 +365,10 @@ def _validate_stage(config: Config, where: str, loss_names, optimizer_names) -> 
     _require(stage.min_lr >= 0, f"{where}.min_lr", "must be >= 0")
     for key in ("early_stopping_patience", "reduce_lr_patience", "epochs_weights_frozen"):
         _require(getattr(stage, key) >= 0, f"{where}.{key}", "must be >= 0")
+    for key in ("warmup_epochs", "swa_epochs"):
+        _require(0 <= getattr(stage, key) <= stage.epochs, f"{where}.{key}", "must be 0..epochs")
+    _require(stage.clipnorm >= 0, f"{where}.clipnorm", "must be >= 0 (0: no clipping)")
+    _require(0 <= stage.ema_momentum < 1, f"{where}.ema_momentum", "must be in [0, 1) (0: off)")
     _require_name(stage.schedule, f"{where}.schedule", SCHEDULES)
     _require(1 <= stage.cycles <= max(stage.epochs, 1), f"{where}.cycles", "must be 1..epochs")
     _require_name(stage.loss, f"{where}.loss", loss_names)
@@ -393,7 +401,21 @@ def inapplicable_keys(config: Config) -> dict[str, str]:
                 reasons[f"{name}.{key}"] = "applies to schedule 'plateau' only, not 'cosine'"
         else:
             reasons[f"{name}.cycles"] = "applies to schedule 'cosine' only"
+        reasons.update(_swa_conflicts(config, name))
     return reasons
+
+
+def _swa_conflicts(config: Config, name: str) -> dict[str, str]:
+    """`swa_epochs` does nothing where the stage already exports another weight average."""
+    stage = config.stage(name)
+    if stage.ema_momentum > 0:
+        return {f"{name}.swa_epochs": "not with ema_momentum: use one weight average, not both"}
+    if stage.schedule == "cosine" and stage.cycles >= 2:
+        return {
+            f"{name}.swa_epochs": "not with cosine cycles >= 2: the stage exports the average "
+            "of its cycles' snapshots"
+        }
+    return {}
 
 
 def _refuse_inapplicable(config: Config) -> None:

@@ -85,6 +85,17 @@ DESCRIPTIONS: dict[str, str] = {
     "probabilities (1..epochs; `cosine` only)",
     "stage1.epochs_weights_frozen": "first epochs of the stage with a pretrained encoder's "
     "weights frozen (refused without an `encoder`)",
+    "stage1.warmup_epochs": "first epochs of the stage with a linear learning-rate warm-up: "
+    "epoch k (from 0) trains at the scheduled rate x (k + 1) / `warmup_epochs` (0 = off; "
+    "with `plateau` and `cosine`)",
+    "stage1.clipnorm": "largest norm of each variable's gradient, larger ones are scaled "
+    "down (Keras `clipnorm`; 0 = off)",
+    "stage1.ema_momentum": "keep an exponential moving average of the weights with this "
+    "momentum (Keras `use_ema`, e.g. 0.99 per step; 0 = off): validation, the best-epoch "
+    "checkpoint, the snapshots and the exported model use the average",
+    "stage1.swa_epochs": "average the weights of the stage's last N epochs (SWA), recompute "
+    "the batch-norm statistics, and keep the average if it validates at least as well as the "
+    "best epoch (0 = off; not with `ema_momentum` or cosine `cycles` >= 2)",
     "stage2.epochs": "maximum epochs of stage 2 (0 skips the stage)",
     "stage2.batch_size": "training batch size",
     "stage2.loss": "loss, a name listed below",
@@ -97,6 +108,10 @@ DESCRIPTIONS: dict[str, str] = {
     "stage2.schedule": _AS_STAGE1,
     "stage2.cycles": _AS_STAGE1,
     "stage2.epochs_weights_frozen": _AS_STAGE1,
+    "stage2.warmup_epochs": _AS_STAGE1,
+    "stage2.clipnorm": _AS_STAGE1,
+    "stage2.ema_momentum": _AS_STAGE1,
+    "stage2.swa_epochs": _AS_STAGE1,
     "tta.hflip": "average each prediction with that of the mirrored image",
     "predict.batch_size": "batch size for validation and prediction",
     "predict.thresholds": "threshold search grid `[low, high, count]` (`numpy.linspace`), with "

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import figures
 from .atomic import atomic_path
+from .averaging import SwaAverage, recompute_batch_norm
 from .competition import DEFAULT_THRESHOLD
 from .config import Config, StageConfig, save_config
 from .data import load_train, resolve_data_folder, test_ids
@@ -70,8 +71,8 @@ class Phase(NamedTuple):
 @dataclasses.dataclass
 class StageFit:
     """Everything the epochs of one stage share: the model, the stage's name and config, where
-    its files go, its data, and its running record (history, seconds), which grows as epochs
-    end."""
+    its files go, its data, its running record (history, seconds), which grows as epochs
+    end, and its SWA average, if it has one."""
 
     model: keras.Model
     name: str
@@ -80,6 +81,7 @@ class StageFit:
     batches: AugmentedBatches
     valid_xy: tuple
     record: StageRecord
+    swa: SwaAverage | None = None
 
     @property
     def stage(self) -> StageConfig:
@@ -177,18 +179,53 @@ def train_stage(
     _announce_stage(out, stage_name, stage, saved.record if saved else None)
     batches = AugmentedBatches(*train_xy, stage.batch_size, config.augmentation, seed=config.seed)
     record = saved.record if saved else StageRecord()
-    fit = StageFit(model, stage_name, config, out, batches, valid_xy, record)
+    fit = StageFit(model, stage_name, config, out, batches, valid_xy, record, _swa(stage, saved))
     frozen = min(stage.epochs_weights_frozen, stage.epochs)
     for first, last, trainable in ((0, frozen, False), (frozen, stage.epochs, True)):
         if record.next_epoch < last:
             _fit_phase(fit, Phase(max(first, record.next_epoch), last, trainable), saved)
             saved = None  # restored once, into the first phase that runs
+    if saved:  # killed after the last epoch: the SWA pass below starts from the same state
+        restore_variables(out.resume(stage_name), model.variables, saved.model)
     return _finish_stage(fit)
 
 
+def _swa(stage: StageConfig, saved: Checkpoint | None) -> SwaAverage | None:
+    """The stage's SWA average of its last `swa_epochs` epochs, resumed from `saved`."""
+    if not stage.swa_epochs:
+        return None
+    return SwaAverage.from_arrays(stage.epochs - stage.swa_epochs, saved and saved.callbacks)
+
+
+def try_swa(fit: StageFit) -> None:
+    """Score the SWA average (batch-norm statistics recomputed on the training images) on the
+    validation set; keep it as the stage's best weights if it scores at least as well as the
+    best epoch. The outcome goes into the stage's record and is printed."""
+    swa, model, scores = fit.swa, fit.model, fit.record.history.get(MONITOR, [])
+    if swa is None or not swa.count or not scores:
+        return
+    swa.assign_to(model)
+    recompute_batch_norm(model, fit.batches.x, fit.stage.batch_size)
+    x, y = fit.valid_xy
+    batch = fit.config.predict.batch_size
+    score = model.evaluate(x, y, batch_size=batch, verbose=0, return_dict=True)["score"]
+    used = score >= max(scores)
+    fit.record.swa = {"epochs": swa.count, "score": score, "used": used}
+    if used:
+        with atomic_path(fit.out.best_weights(fit.name)) as tmp:
+            model.save_weights(tmp)
+    kept = "kept" if used else "not kept"
+    print(
+        f"{fit.out.run}: {fit.name}: SWA of the last {swa.count} epochs scores {score:.4f} "
+        f"against the best epoch's {max(scores):.4f}: {kept}"
+    )
+
+
 def _finish_stage(fit: StageFit) -> StageResult:
-    """Restore the stage's best epoch, export its model, mark its checkpoint complete."""
+    """Weigh the SWA average against the best epoch, restore the better, export its model,
+    mark the stage's checkpoint complete."""
     model, name, out = fit.model, fit.name, fit.out
+    try_swa(fit)
     model.load_weights(out.best_weights(name))
     export = stage_export(model, name, fit.config, out)
     with atomic_path(out.model(name)) as tmp:
@@ -284,7 +321,7 @@ def _phase_callbacks(fit: StageFit) -> list:
         out.best_weights(name),
         out.history_log(name),
         out.tb_logs(name) if tensorboard_available() else None,
-        [MlflowMetrics(name), *_snapshot_callbacks(fit)],
+        [MlflowMetrics(name), *_snapshot_callbacks(fit), *([fit.swa] if fit.swa else [])],
         best_so_far=max(scores) if scores else None,
         logged_epochs=fit.record.next_epoch,
     )

@@ -48,21 +48,46 @@ def lovasz_grad(gt_sorted):
     return ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1)
 
 
-@keras.saving.register_keras_serializable(package="tgssalt")
-def lovasz_hinge(y_true, logits):
-    """Per-image Lovasz hinge: a convex surrogate that directly optimises each image's IoU."""
+def _lovasz(y_true, logits, penalty):
+    """Per-image Lovasz extension of the Jaccard loss applied to `penalty(errors)`, where the
+    hinge errors are 1 - logit * sign (sign +1 on salt, -1 elsewhere), sorted largest first."""
     labels, z = _flat(y_true), _flat(logits)
     errors = 1.0 - z * (2.0 * labels - 1.0)
     errors_sorted, order = ops.top_k(errors, k=ops.shape(errors)[1], sorted=True)
     gt_sorted = ops.take_along_axis(labels, order, axis=1)
     grad = ops.stop_gradient(lovasz_grad(gt_sorted))
-    return ops.sum(ops.relu(errors_sorted) * grad, axis=1)
+    return ops.sum(penalty(errors_sorted) * grad, axis=1)
+
+
+def _elu_plus_one(errors):
+    """elu(e) + 1: equal to e + 1 above 0 and exp(e) below, so never zero and never flat."""
+    return ops.elu(errors) + 1.0
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def lovasz_hinge(y_true, logits):
+    """Per-image Lovasz hinge: a convex surrogate that directly optimises each image's IoU."""
+    return _lovasz(y_true, logits, ops.relu)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def lovasz_hinge_elu(y_true, logits):
+    """Lovasz hinge with elu(errors) + 1 in place of relu(errors), as public TGS kernels used it:
+    pixels already on the right side of the margin keep a small, smooth gradient instead of none,
+    so the loss keeps pushing confident pixels further (it is never zero)."""
+    return _lovasz(y_true, logits, _elu_plus_one)
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
 def symmetric_lovasz(y_true, logits):
     """Lovasz hinge averaged over the mask and its complement (salt and no-salt as objects)."""
     return 0.5 * (lovasz_hinge(y_true, logits) + lovasz_hinge(1.0 - y_true, -logits))
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+def symmetric_lovasz_elu(y_true, logits):
+    """`lovasz_hinge_elu` averaged over the mask and its complement."""
+    return 0.5 * (lovasz_hinge_elu(y_true, logits) + lovasz_hinge_elu(1.0 - y_true, -logits))
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
@@ -78,7 +103,9 @@ LOSSES = {
     "focal_loss": focal,
     "lovasz_hinge": lovasz_hinge,
     "lovasz": lovasz_hinge,
+    "lovasz_hinge_elu": lovasz_hinge_elu,
     "symmetric_lovasz": symmetric_lovasz,
+    "symmetric_lovasz_elu": symmetric_lovasz_elu,
     "bce_lovasz": bce_lovasz,
 }
 

@@ -2,9 +2,10 @@
 
 `models/<run>-<stage>.resume.npz` holds everything the next epoch needs, in one file so that it
 is never half-written: the model's variables (weights, batch-norm statistics, dropout RNG
-states), the optimizer's variables (moments, step count, learning rate) and a JSON record of the
-next epoch, the history so far, the plateau counters of ReduceLROnPlateau and EarlyStopping and
-the augmentation epoch. `train_fold.py` rerun with the same arguments continues from it; a stage
+states), the optimizer's variables (moments, step count, learning rate, the weights' EMA), the
+arrays of callbacks that keep some (the SWA average) and a JSON record of the next epoch, the
+history so far, the plateau counters of ReduceLROnPlateau and EarlyStopping and the
+augmentation epoch. `train_fold.py` rerun with the same arguments continues from it; a stage
 that finished is recorded as complete and is skipped.
 """
 
@@ -35,7 +36,8 @@ CALLBACK_STATE = {
 class StageRecord:
     """A stage's progress, saved as JSON in its resume checkpoint: the next epoch to train, the
     history so far, the training seconds, the frozen/unfrozen phase it is in, whether the stage
-    is complete, and (as of the last checkpoint) the plateau counters and augmentation epoch."""
+    is complete, (as of the last checkpoint) the plateau counters and augmentation epoch, and
+    the outcome of the stage's SWA (`fold_training.try_swa`), if it has one."""
 
     next_epoch: int = 0
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
@@ -44,6 +46,7 @@ class StageRecord:
     complete: bool = False
     callbacks: dict = dataclasses.field(default_factory=dict)
     augmentation_epoch: int = 0
+    swa: dict = dataclasses.field(default_factory=dict)
 
     @property
     def epochs(self) -> int:
@@ -57,19 +60,25 @@ class StageRecord:
 
 
 class Checkpoint(NamedTuple):
-    """What a resume checkpoint holds: the record and the model's and optimizer's arrays."""
+    """What a resume checkpoint holds: the record, the model's and optimizer's arrays and the
+    callbacks' arrays by name (`ResumeCheckpoint`)."""
 
     record: StageRecord
     model: list
     optimizer: list
+    callbacks: dict | None = None
 
 
-def save_state(path: Path, model: keras.Model, record: StageRecord) -> None:
-    """Write the model's and optimizer's variables and `record` to `path`, atomically."""
+def save_state(
+    path: Path, model: keras.Model, record: StageRecord, callbacks: dict | None = None
+) -> None:
+    """Write the model's and optimizer's variables, `record` and the callbacks' named arrays to
+    `path`, atomically."""
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     if model.optimizer is not None and model.optimizer.built:
         for i, v in enumerate(model.optimizer.variables):
             arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(v)
+    arrays.update({f"callback_{name}": a for name, a in (callbacks or {}).items()})
     arrays[_STATE] = np.array(json.dumps(dataclasses.asdict(record)))
     with tempfile.TemporaryDirectory(prefix="tgs-resume-") as local:
         written = Path(local) / "resume.npz"
@@ -104,11 +113,13 @@ def load_state(path: Path) -> Checkpoint | None:
             record = StageRecord.from_json(str(npz[_STATE]))
             model = [npz[f"model_{i}"] for i in range(_count(npz, "model_"))]
             optimizer = [npz[f"optimizer_{i}"] for i in range(_count(npz, "optimizer_"))]
+            names = [n for n in npz.files if n.startswith("callback_")]
+            callbacks = {n.removeprefix("callback_"): npz[n] for n in names}
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise UserError(
             f"{path}: unreadable resume checkpoint ({exc}); rerun with --restart"
         ) from None
-    return Checkpoint(record, model, optimizer)
+    return Checkpoint(record, model, optimizer, callbacks)
 
 
 def _count(npz, prefix: str) -> int:
@@ -150,6 +161,15 @@ def _jsonable(value):
     return None if value is None else float(value)
 
 
+def callback_arrays(callbacks: list) -> dict:
+    """The named arrays of the callbacks that keep state in arrays (`resume_arrays()`)."""
+    arrays = {}
+    for callback in callbacks:
+        if hasattr(callback, "resume_arrays"):
+            arrays.update(callback.resume_arrays())
+    return arrays
+
+
 def set_callback_states(callbacks: list, states: dict) -> None:
     """Put saved plateau counters back (after the callbacks' own `on_train_begin` resets)."""
     for callback in callbacks:
@@ -163,7 +183,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
     """Save the stage's resume checkpoint at every epoch end; restore counters at train begin.
 
     Goes last in the callback list, so it sees the learning rate and counters after
-    ReduceLROnPlateau and EarlyStopping have acted on the epoch. `record` is the stage's running
+    ReduceLROnPlateau and EarlyStopping have acted on the epoch, and the arrays of the siblings
+    that keep some (`resume_arrays()`, e.g. `averaging.SwaAverage`). `record` is the stage's running
     record that `fold_training.train_stage` keeps and this callback extends; `restore` is the
     record of the checkpoint being resumed (its counters and augmentation epoch), if any.
     """
@@ -193,4 +214,4 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         record.complete = False
         record.callbacks = callback_states(self.siblings)
         record.augmentation_epoch = self.batches.epoch
-        save_state(self.path, self.model, record)
+        save_state(self.path, self.model, record, callback_arrays(self.siblings))

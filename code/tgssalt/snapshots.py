@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from .atomic import atomic_path
+from .averaging import ema_weights
 from .config import StageConfig
 from .models import with_sigmoid
 
@@ -33,13 +34,25 @@ def cosine_lr(epoch: int, stage: StageConfig) -> float:
     return low + 0.5 * (high - low) * (1 + math.cos(math.pi * progress))
 
 
+def warmup_factor(epoch: int, stage: StageConfig) -> float:
+    """The linear warm-up's share of the scheduled rate in `epoch` (0-based): (epoch + 1) /
+    `warmup_epochs` in the warm-up epochs, 1 after them and without a warm-up."""
+    if stage.warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, (epoch + 1) / stage.warmup_epochs)
+
+
 def cosine_scheduler(stage: StageConfig) -> keras.callbacks.LearningRateScheduler:
-    """The stock Keras scheduler driven by `cosine_lr` (stateless: it resumes at any epoch)."""
-    return keras.callbacks.LearningRateScheduler(lambda epoch, _: cosine_lr(epoch, stage))
+    """The stock Keras scheduler driven by `cosine_lr` times the warm-up (stateless: it resumes
+    at any epoch)."""
+    return keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: cosine_lr(epoch, stage) * warmup_factor(epoch, stage)
+    )
 
 
 class SnapshotCheckpoint(keras.callbacks.Callback):
-    """Save the weights of each cosine cycle's best epoch so far to `path_of(cycle)`, atomically.
+    """Save the weights of each cosine cycle's best epoch so far to `path_of(cycle)`, atomically
+    (the EMA weights, with an EMA: those validated).
 
     `scores` are the validation scores of the stage's earlier epochs (from its record, so a
     resumed run or a later phase of the stage knows each cycle's best without extra state).
@@ -57,7 +70,7 @@ class SnapshotCheckpoint(keras.callbacks.Callback):
         earlier = self.scores[start:epoch]
         self.scores.append(score)
         if not earlier or score > max(earlier):
-            with atomic_path(self.path_of(epoch // self.length)) as tmp:
+            with ema_weights(self.model), atomic_path(self.path_of(epoch // self.length)) as tmp:
                 self.model.save_weights(tmp)
 
 

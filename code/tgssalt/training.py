@@ -3,7 +3,9 @@
 Stage 1 trains with BCE (or focal) loss; stage 2 continues from stage 1's best weights with the
 Lovasz hinge. Each stage keeps its best epoch by the validation competition score (`val_score`),
 stops early on a plateau and lowers the learning rate before that, or, with `schedule` "cosine",
-follows cosine cycles and keeps each cycle's best epoch as a snapshot (`snapshots.py`).
+follows cosine cycles and keeps each cycle's best epoch as a snapshot (`snapshots.py`). Either
+schedule may start with a linear warm-up; the optimizer may clip each gradient's norm and keep
+an EMA of the weights (`averaging.py`).
 """
 
 import math
@@ -12,27 +14,42 @@ from pathlib import Path
 import keras
 
 from .atomic import atomic_path, write_text
+from .averaging import ema_options, ema_weights, keep_training_weights
 from .config import StageConfig
 from .device import jit_compile_setting
 from .keras_metrics import CompetitionScore
 from .losses import get_loss
 from .models.heads import is_packed
-from .snapshots import cosine_scheduler
+from .snapshots import cosine_scheduler, warmup_factor
 
+# Optimizer name -> factory taking the learning rate and the common optimizer options
+# (`clipnorm`, `use_ema`, `ema_momentum`).
 OPTIMIZERS = {
-    "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
-    "adamw": lambda lr: keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4),
-    "sgd": lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True),
-    "rmsprop": lambda lr: keras.optimizers.RMSprop(learning_rate=lr),
+    "adam": lambda lr, **kw: keras.optimizers.Adam(learning_rate=lr, **kw),
+    "adamw": lambda lr, **kw: keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4, **kw),
+    "sgd": lambda lr, **kw: keras.optimizers.SGD(
+        learning_rate=lr, momentum=0.9, nesterov=True, **kw
+    ),
+    "rmsprop": lambda lr, **kw: keras.optimizers.RMSprop(learning_rate=lr, **kw),
 }
 
 MONITOR = "val_score"
 
 
+def make_optimizer(stage: StageConfig) -> keras.optimizers.Optimizer:
+    """The stage's optimizer with its gradient clipping (`clipnorm`, 0: none) and weight EMA
+    (`ema_momentum`, 0: none)."""
+    options = {"clipnorm": stage.clipnorm or None, **ema_options(stage)}
+    optimizer = OPTIMIZERS[stage.optimizer](stage.learning_rate, **options)
+    if optimizer.use_ema:
+        keep_training_weights(optimizer)
+    return optimizer
+
+
 def compile_stage(model: keras.Model, stage: StageConfig) -> None:
     """Compile `model` (which outputs logits) with the stage's loss, optimizer and score metric."""
     model.compile(
-        optimizer=OPTIMIZERS[stage.optimizer](stage.learning_rate),
+        optimizer=make_optimizer(stage),
         loss=get_loss(stage.loss, deep_supervision=is_packed(model)),
         metrics=[CompetitionScore(from_logits=True, name="score")],
         jit_compile=jit_compile_setting(),
@@ -73,6 +90,8 @@ def stage_callbacks(
         initial_value_threshold=best_so_far,
     )
     callbacks = [checkpoint, *schedule_callbacks(stage)]
+    if stage.ema_momentum > 0:
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())  # validate the EMA weights
     if logged_epochs:
         trim_epoch_log(csv_log, logged_epochs)
     callbacks.append(keras.callbacks.CSVLogger(str(csv_log), append=logged_epochs > 0))
@@ -83,10 +102,12 @@ def stage_callbacks(
 
 def schedule_callbacks(stage: StageConfig) -> list:
     """The stage's learning-rate schedule: cosine cycles (`snapshots.py`), or the original's
-    ReduceLROnPlateau with EarlyStopping."""
+    ReduceLROnPlateau with EarlyStopping; either after the stage's warm-up, if any."""
     if stage.schedule == "cosine":
         return [cosine_scheduler(stage)]
+    warmup = [plateau_warmup(stage)] if stage.warmup_epochs else []
     return [
+        *warmup,
         keras.callbacks.ReduceLROnPlateau(
             monitor=MONITOR,
             mode="max",
@@ -101,6 +122,20 @@ def schedule_callbacks(stage: StageConfig) -> list:
     ]
 
 
+def plateau_warmup(stage: StageConfig) -> keras.callbacks.LearningRateScheduler:
+    """The warm-up of a plateau schedule: `learning_rate` x (epoch + 1) / `warmup_epochs` in the
+    warm-up epochs, `learning_rate` in the epoch after; then the rate is left to
+    ReduceLROnPlateau (whose reductions during the warm-up are overridden). Stateless: it
+    resumes at any epoch, as the learning rate itself is in the resume checkpoint."""
+
+    def rate(epoch: int, current: float) -> float:
+        if epoch <= stage.warmup_epochs:
+            return stage.learning_rate * warmup_factor(epoch, stage)
+        return current
+
+    return keras.callbacks.LearningRateScheduler(rate)
+
+
 def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze or unfreeze a pretrained encoder (layers named `encoder*`); a no-op without one."""
     for layer in model.layers:
@@ -110,11 +145,12 @@ def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint (of weights only) that writes through `atomic.atomic_path`, so a kill
-    during the write never leaves a best-weights file that looks complete but is not."""
+    during the write never leaves a best-weights file that looks complete but is not; with an
+    EMA of the weights it saves the EMA (`averaging.ema_weights`), the weights validated."""
 
     def _save_model(self, epoch, batch, logs):
         if self._should_save_model(epoch, batch, logs, self.filepath):
-            with atomic_path(self.filepath) as tmp:
+            with ema_weights(self.model), atomic_path(self.filepath) as tmp:
                 self.model.save_weights(tmp, overwrite=True)
 
 
