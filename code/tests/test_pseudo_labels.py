@@ -2,14 +2,17 @@
 set, the training arrays (pseudo images in the training part only), refusals, and the chain of
 rounds (with a fake fold trainer; the real one in the slow smoke test)."""
 
+import contextlib
 import dataclasses
 import json
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tgssalt.cross_validation
 import tgssalt.fold_training
+import tgssalt.tracking
 from fakes import config_for, write_data, write_fold
 from PIL import Image
 from tgssalt import pseudo_rounds
@@ -71,7 +74,14 @@ def test_bad_selection_is_refused(tmp_path):
         make_pseudo_labels(tmp_path, BASE, selection=Selection(min_share=0))
 
 
-def test_round_names_and_set_names():
+def test_round_names_and_set_names(tmp_path):
+    files = Outputs(tmp_path).pseudo_set("unet-1-pseudo1")
+    assert files.fold(2) == tmp_path / "pseudo" / "unet-1-pseudo1-cvfold2.npz"
+    assert (files.manifest.name, files.summary.name) == (
+        "unet-1-pseudo1.json",
+        "unet-1-pseudo1.csv",
+    )
+    assert Outputs(tmp_path).round_config("u-pseudo1") == tmp_path / "configs" / "u-pseudo1.json"
     assert round_run("unet-1", 0) == "unet-1" and round_run("unet-1", 2) == "unet-1-pseudo2"
     assert parse_round_run("unet-1-pseudo2") == ("unet-1", 2)
     assert parse_round_run("unet-1") == ("unet-1", 0)
@@ -94,6 +104,12 @@ def test_a_config_with_a_set_has_its_own_run_name():
 def test_config_refuses_a_name_that_is_no_set(name):
     with pytest.raises(UserError, match=r"^key 'data.pseudo_labels' must name a pseudo-label set"):
         resolve_config({"data": {"pseudo_labels": name}})
+
+
+def test_config_refuses_a_set_without_cross_validation():
+    with pytest.raises(UserError, match=r"^key 'data.pseudo_labels' does not apply: needs cross"):
+        resolve_config({"crossvalidation": {"folds": 1}, "data": {"pseudo_labels": "x-pseudo1"}})
+    assert resolve_config({"crossvalidation": {"folds": 1}, "data": {"pseudo_labels": ""}})
 
 
 @pytest.fixture
@@ -205,6 +221,14 @@ def test_a_missing_set_is_one_line_naming_the_key_and_the_file(source):
     assert "code/pseudo_label.py --run fake-1)" in message and "\n" not in message
 
 
+def test_train_fold_with_a_missing_set_fails_before_writing(tmp_path):
+    write_data(tmp_path / "data", n_train=12, n_test=3)
+    config = dataclasses.replace(config_for(folds=3), data=DataConfig("fake-1-pseudo1"))
+    with pytest.raises(UserError, match="^key 'data.pseudo_labels': no pseudo-label set"):
+        tgssalt.fold_training.train_fold(config, 0, tmp_path / "data", tmp_path / "outputs")
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_training_refuses_a_set_that_saw_its_validation_images(source):
     make_pseudo_labels(source["outputs"], BASE, selection=Selection(min_share=0.8))
     outputs, train_ids = Outputs(source["outputs"]), source["data"]["train_ids"]
@@ -241,6 +265,21 @@ CHAIN = {
 }
 
 
+def _without_mlflow(monkeypatch) -> None:
+    """The ensemble's summary JSON without its MLflow logging (tested elsewhere; importing
+    MLflow is most of this file's time)."""
+
+    @contextlib.contextmanager
+    def no_run(*args):
+        yield types.SimpleNamespace(log_artifact=lambda path: None)
+
+    def write_summary(metrics, path):
+        Path(path).write_text(json.dumps(metrics))
+
+    monkeypatch.setattr(tgssalt.tracking, "mlflow_run", no_run)
+    monkeypatch.setattr(tgssalt.tracking, "log_fold_metrics", write_summary)
+
+
 def test_the_chain_of_rounds_resumes_and_skips_finished_steps(tmp_path, monkeypatch):
     """Round 0, the set, round 1 with it; a rerun trains nothing; round 2 adds only itself."""
     data = write_data(tmp_path / "data", n_train=12, n_test=6)
@@ -255,6 +294,7 @@ def test_the_chain_of_rounds_resumes_and_skips_finished_steps(tmp_path, monkeypa
 
     monkeypatch.setattr(tgssalt.fold_training, "train_fold", fake_train_fold)
     monkeypatch.setattr(tgssalt.cross_validation, "visible_gpus", lambda: [])
+    _without_mlflow(monkeypatch)
     chain = (config_file, 1, tmp_path / "data", outputs, Selection(min_share=0.5))
     summary = pseudo_rounds.run_rounds(*chain)
     assert trained == [(BASE, "", k) for k in range(3)] + [

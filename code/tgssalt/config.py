@@ -386,6 +386,8 @@ def inapplicable_keys(config: Config) -> dict[str, str]:
                 reasons[f"{name}.{key}"] = "applies to schedule 'plateau' only, not 'cosine'"
         else:
             reasons[f"{name}.cycles"] = "applies to schedule 'cosine' only"
+    if config.crossvalidation.folds == 1:
+        reasons["data.pseudo_labels"] = "needs crossvalidation.folds >= 2: sets are made per fold"
     return reasons
 
 
