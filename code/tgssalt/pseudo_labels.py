@@ -146,7 +146,9 @@ def make_pseudo_labels(
         return existing
     split_file = outputs.split_file(base)
     if not split_file.is_file():
-        raise UserError(f"{split_file}: missing: {base}'s split, needed to record each fold's")
+        raise UserError(
+            f"{split_file}: missing: {base}'s split, needed to record each fold's validation ids"
+        )
     rows = [_write_fold(outputs, settings, k, run, split_file) for k, run in folds.items()]
     return _write_manifest(outputs, settings, rows)
 
@@ -162,8 +164,8 @@ def _existing(outputs: Outputs, settings: dict) -> dict | None:
     if differ:
         raise UserError(
             f"{path}: set {settings['set']} exists, made with {differ[0]} "
-            f"{manifest.get(differ[0])!r} (not {settings[differ[0]]!r}); delete "
-            f"{path.with_suffix('.*')} to remake it, or make another round (--round)"
+            f"{manifest.get(differ[0])!r} (not {settings[differ[0]]!r}); delete its .json, .csv "
+            f"and -cvfold<k>.npz files in {path.parent} to remake it, or pick another --round"
         )
     print(f"{settings['set']}: made already ({path}); nothing to do")
     return manifest
