@@ -113,6 +113,14 @@ class PredictConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """What a fold trains on beyond the labelled images: `pseudo_labels` names a pseudo-label
+    set (`pseudo_labels.py`, "" for none) whose test images and masks join the training part."""
+
+    pseudo_labels: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """A resolved training config. `user_keys` are the dotted keys the config file set."""
 
@@ -128,6 +136,7 @@ class Config:
     stage2: StageConfig = field(default_factory=_stage2)
     tta: TtaConfig = field(default_factory=TtaConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     user_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def stage(self, name: str) -> StageConfig:
@@ -150,6 +159,7 @@ _SECTIONS = {
     "stage2": StageConfig,
     "tta": TtaConfig,
     "predict": PredictConfig,
+    "data": DataConfig,
 }
 _ENCODER_KEYS = {"type", "backbone", "weights"}
 DEFAULTS: dict[str, Any] = Config().to_dict()
@@ -320,8 +330,23 @@ def _validate(config: Config) -> None:
         "predict.thresholds",
         "must be [low, high, count] with 0 < low <= high < 1 and an int count >= 1",
     )
+    _validate_data(config)
     _refuse_inapplicable(config)
     models.check_model_config(config)
+
+
+def _validate_data(config: Config) -> None:
+    """`data.pseudo_labels`: "" or a set name `<run>-pseudo<round>` (round >= 1), a plain file
+    name; whether the set exists is checked when a fold starts (it lives in the outputs folder)."""
+    from .layout import parse_round_run  # layout imports this module
+
+    name = config.data.pseudo_labels
+    plain = not any(c in name for c in "/\\") and not name.startswith(".")
+    _require(
+        not name or (plain and parse_round_run(name)[1] >= 1),
+        "data.pseudo_labels",
+        f"must name a pseudo-label set '<run>-pseudo<round>' (code/pseudo_label.py), got {name!r}",
+    )
 
 
 def _validate_input(config: Config) -> None:
@@ -402,6 +427,8 @@ def inapplicable_keys(config: Config) -> dict[str, str]:
         else:
             reasons[f"{name}.cycles"] = "applies to schedule 'cosine' only"
         reasons.update(_swa_conflicts(config, name))
+    if config.crossvalidation.folds == 1:
+        reasons["data.pseudo_labels"] = "needs crossvalidation.folds >= 2: sets are made per fold"
     return reasons
 
 

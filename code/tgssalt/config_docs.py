@@ -116,4 +116,8 @@ DESCRIPTIONS: dict[str, str] = {
     "predict.batch_size": "batch size for validation and prediction",
     "predict.thresholds": "threshold search grid `[low, high, count]` (`numpy.linspace`), with "
     "0 < low <= high < 1",
+    "data.pseudo_labels": "a pseudo-label set `<run>-pseudo<round>` made by "
+    '`code/pseudo_label.py` (`""`: none): each fold adds its own fold\'s confident test images '
+    "and masks to its training images (never to validation), and the run is named "
+    "`<name % version>-pseudo<round>` (see [training.md](training.md#pseudo-labels))",
 }

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from . import figures
+from . import figures, pseudo_labels
 from .atomic import atomic_path
 from .averaging import SwaAverage, recompute_batch_norm
 from .competition import DEFAULT_THRESHOLD
@@ -30,6 +30,7 @@ from .metrics import competition_score, threshold_search
 from .models import build_model, with_sigmoid
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 from .predictions import prediction_meta, save_predictions
+from .pseudo_labels import PseudoImages
 from .resume import (
     Checkpoint,
     ResumeCheckpoint,
@@ -104,9 +105,11 @@ def train_fold(
         return json.loads(out.metrics.read_text())
     ids_test = test_ids(data_folder)
     data = load_train(data_folder, config.input.channels)
-    split_file = outputs.split_file(out.base, is_holdout(fold, config))
+    holdout = is_holdout(fold, config)
+    split_file = outputs.split_file(out.base, holdout)
     assignment = fold_assignment(split_file, data.ids, data.masks, config, fold)
     train_idx, valid_idx = split_indices(assignment, fold)
+    pseudo_labels.check_for_training(config, outputs, fold, holdout, data.ids[valid_idx])
     out.prepare()
     save_split(split_file, data.ids, data.masks, assignment)
     with fold_lock(out.lock, out.run):
@@ -124,10 +127,13 @@ def train_fold(
 
 def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     """Both stages, validation scoring and test prediction, inside one MLflow run."""
-    train_idx, valid_idx = split
+    valid_idx = split[1]
     keras.utils.set_random_seed(config.seed)
     model = build_model(config)
-    train_xy, valid_xy = _arrays(config, data, train_idx), _arrays(config, data, valid_idx)
+    pseudo = pseudo_labels.training_images(
+        config, Outputs(out.root), out.fold, data_folder, out.run
+    )
+    train_xy, valid_xy = fold_arrays(config, data, split, pseudo)
     with mlflow_run(out.root, out.base, out.run, config.to_dict()):
         results = {s: train_stage(model, s, config, out, train_xy, valid_xy) for s in STAGE_NAMES}
         trained = [result for result in results.values() if result]
@@ -137,7 +143,8 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
         metrics.update(
             predict_test(prob_model, config, out, data_folder, ids_test, metrics["threshold"])
         )
-        metrics.update(_throughput(results, len(train_idx)))
+        metrics.update(_throughput(results, len(train_xy[0])))
+        metrics["pseudo_label_images"] = 0 if pseudo is None else len(pseudo.ids)
         log_fold_metrics(metrics, out.metrics)
     return metrics
 
@@ -153,9 +160,20 @@ def _announce(out: RunOutputs, n_train: int, n_valid: int, n_test: int) -> None:
         )
 
 
-def _arrays(config: Config, data, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs and targets for the images at `index`."""
-    return preprocess(data.images[index], config), mask_targets(data.masks[index], config)
+def fold_arrays(config: Config, data, split: tuple, pseudo: PseudoImages | None) -> tuple:
+    """(train, validation) model inputs and targets of a fold: the labelled images at the split's
+    indices, plus the fold's pseudo-labelled test images (if any) in the training part only, so
+    the validation score stays a score against true labels."""
+    train_idx, valid_idx = split
+    images, masks = data.images[train_idx], data.masks[train_idx]
+    if pseudo is not None and len(pseudo.ids):
+        images = np.concatenate([images, pseudo.images])
+        masks = np.concatenate([masks, pseudo.masks])
+    train_xy = preprocess(images, config), mask_targets(masks, config)
+    return train_xy, (
+        preprocess(data.images[valid_idx], config),
+        mask_targets(data.masks[valid_idx], config),
+    )
 
 
 def train_stage(

@@ -3,8 +3,12 @@
 A config's base run is `name % version` (the original's naming). Each cross-validation fold is the
 run `<base>-cvfold<k>`; a single train/validation split is the run `<base>` itself; the fold
 ensemble is `<base>-ensemble`; a blend of several base runs' ensembles is `<a>+<b>-blend`
-(`blend_run`), logged in the MLflow experiment `blends`. Every artifact of a run lives in one
-subfolder of the outputs folder, named after the run:
+(`blend_run`), logged in the MLflow experiment `blends`. A config trained with a pseudo-label set
+of round r (`data.pseudo_labels`, `pseudo_labels.py`) has the base run `<name % version>-pseudo<r>`;
+the set for round r made from the run of round r-1 of `<root>` (`<root>` itself for round 0) is
+named `<root>-pseudo<r>` too, so a chain of rounds of one config reads `<root>`,
+`<root>-pseudo1`, ... Every artifact of a run lives in one subfolder of the outputs folder, named
+after the run:
 
     folds/<base>.csv                      the cross-validation split (`splits.py`), written once
     folds/<base>-holdout.csv              the single split of a run without --cv-currentfold
@@ -18,6 +22,9 @@ subfolder of the outputs folder, named after the run:
     predictions/<run>-valid.npz, -test.npz
     figures/<run>-*.png, -<stage>-log.csv; tb_logs/<run>-<stage>/
     submissions/<run>-submission.csv; logs/<run>.log (a fold trained as a child process)
+    pseudo/<set>.json, <set>.csv, <set>-cvfold<k>.npz   a pseudo-label set: manifest (written
+                                          last), summary, each fold's images and masks
+    configs/<base>.json                   the config of a pseudo-label round (`pseudo_rounds.py`)
 """
 
 import glob
@@ -36,7 +43,9 @@ ENSEMBLE_SUFFIX = "-ensemble"
 BLEND_SUFFIX = "-blend"
 BLEND_EXPERIMENT = "blends"  # the MLflow experiment of every blend, to compare them side by side
 MAX_BLEND_NAME = 100  # longer member lists are named by a digest (file names stay short)
+ROUND_SUFFIX = "-pseudo"
 _FOLD_RUN = re.compile(rf"^(?P<base>.+){FOLD_SUFFIX}(?P<fold>\d+)$")
+_ROUND_RUN = re.compile(rf"^(?P<root>.+){ROUND_SUFFIX}(?P<round>\d+)$")
 
 
 def run_name(name: str, version: object, fold: int | None = None) -> str:
@@ -45,8 +54,28 @@ def run_name(name: str, version: object, fold: int | None = None) -> str:
 
 
 def base_run(config: Config) -> str:
-    """A config's base run name, `name % version`: its folds, split and ensemble hang off it."""
-    return run_name(config.name, config.version)
+    """A config's base run name, `name % version` (plus `-pseudo<r>` when it trains with a
+    pseudo-label set of round r): its folds, split and ensemble hang off it."""
+    root = run_name(config.name, config.version)
+    pseudo = config.data.pseudo_labels
+    return round_run(root, parse_round_run(pseudo)[1]) if pseudo else root
+
+
+def round_run(root: str, round_: int) -> str:
+    """Round `round_` of run `root`: `root` itself for round 0, else `<root>-pseudo<round>`; also
+    the name of the pseudo-label set that round `round_` of `root` trains with."""
+    return root if round_ == 0 else f"{root}{ROUND_SUFFIX}{round_}"
+
+
+def parse_round_run(name: str) -> tuple[str, int]:
+    """(root, round) of a run or pseudo-label set name: the inverse of `round_run`."""
+    match = _ROUND_RUN.match(name)
+    return (match["root"], int(match["round"])) if match and int(match["round"]) else (name, 0)
+
+
+def cv_run(name: str) -> str:
+    """The cross-validation run named by `name`, a base run or its ensemble (`<base>-ensemble`)."""
+    return name.removesuffix(ENSEMBLE_SUFFIX)
 
 
 def fold_run(base: str, fold: int | None) -> str:
@@ -131,6 +160,14 @@ class Outputs:
                 folds.add(fold)
         return [self.run(fold_run(base, fold)) for fold in sorted(folds)]
 
+    def pseudo_set(self, name: str) -> "PseudoSetOutputs":
+        """The files of pseudo-label set `name` (`pseudo_labels.py`)."""
+        return PseudoSetOutputs(self.root / "pseudo", name)
+
+    def round_config(self, base: str) -> Path:
+        """The config `pseudo_rounds.py` writes for base run `base`, a pseudo-label round."""
+        return self.root / "configs" / f"{base}.json"
+
     def ensemble(self, base: str) -> "EnsembleOutputs":
         run = ensemble_run(base)
         return EnsembleOutputs(
@@ -155,6 +192,26 @@ class EnsembleOutputs:
     submission: Path
     summary: Path
     figure: Path
+
+
+@dataclass(frozen=True)
+class PseudoSetOutputs:
+    """What a pseudo-label set writes: one file per fold, a summary, and its manifest (last)."""
+
+    folder: Path
+    name: str
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / f"{self.name}.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / f"{self.name}.csv"
+
+    def fold(self, fold: int) -> Path:
+        """Fold `fold`'s pseudo-labels: from fold `fold`'s own model only."""
+        return self.folder / f"{fold_run(self.name, fold)}.npz"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,303 @@
+"""Pseudo-labels: a finished cross-validation run's confident test predictions, as training masks
+for the next round (the 2018 winners called pseudo-labelling a major factor).
+
+Selection. A test image is confident when the share of its pixels with a probability below `low`
+or above `high` (0.2 and 0.8 by default) is at least `min_share` (0.95): the model is sure of
+nearly every pixel, salt or not. A kept image's mask is its probabilities binarised with the
+run's ensemble threshold and minimum salt area (`models/<base>-ensemble.json`), or without that
+file with threshold 0.5 and no minimum area.
+
+Honest out of fold. In K-fold cross-validation every fold model j != k trained on fold k's
+validation images. Pseudo-labels averaged over the folds would carry those images' labels into
+fold k's next round, whose validation score (and the out-of-fold threshold search built on it)
+would then be optimistic. So a set is made per fold: fold k's pseudo-labels come only from fold
+k's own model's test predictions (`predictions/<run>-cvfold<k>-test.npz`), the one model that
+never saw fold k's validation images. Each fold's file records those images' ids, and a fold
+that trains with the set checks that its own validation images are among them (the same split:
+same seed, fold count and data). By induction every round stays honest. The threshold and
+minimum area are two numbers tuned on all folds' validation images: a negligible exception,
+avoidable with `--threshold`.
+
+A set `<root>-pseudo<r>` is for round r, made from round r-1 of `<root>` (`layout.py`). It is
+written fold file by fold file, then its CSV summary, then its JSON manifest: a set exists when
+its manifest does.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, write_text
+from .competition import DEFAULT_THRESHOLD
+from .config import Config
+from .errors import UserError
+from .layout import Outputs, cv_run, parse_round_run, round_run
+from .metrics import binarize
+from .predictions import load_predictions
+from .splits import validation_ids
+
+KEY = "data.pseudo_labels"
+CHUNK = 512  # images per step of the confidence count: bounds the temporary boolean arrays
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which test images become pseudo-labels: those whose share of pixels with probability
+    below `low` or above `high` is at least `min_share`."""
+
+    low: float = 0.2
+    high: float = 0.8
+    min_share: float = 0.95
+
+    def check(self) -> None:
+        if not 0 < self.low <= self.high < 1:
+            raise UserError(f"--confidence {self.low} {self.high}: need 0 < LOW <= HIGH < 1")
+        if not 0 < self.min_share <= 1:
+            raise UserError(f"--min-share {self.min_share}: need a share in (0, 1]")
+
+
+@dataclass(frozen=True)
+class PseudoImages:
+    """One fold's pseudo-labelled test images, ready to join its training part."""
+
+    ids: np.ndarray
+    images: np.ndarray  # (N, 101, 101, C) uint8, as `data.read_images` reads
+    masks: np.ndarray  # (N, 101, 101) 0/1 uint8
+
+
+def confident_share(probs: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Per image, the share of pixels with probability < `low` or > `high`, compared in the
+    probabilities' dtype (as `metrics.binarize` compares its threshold)."""
+    lo, hi = np.asarray(low, probs.dtype), np.asarray(high, probs.dtype)
+    share = np.empty(len(probs), dtype=np.float64)
+    for start in range(0, len(probs), CHUNK):
+        part = probs[start : start + CHUNK]
+        sure = (part < lo) | (part > hi)
+        share[start : start + CHUNK] = sure.reshape(len(part), -1).mean(axis=1)
+    return share
+
+
+def select_confident(probs: np.ndarray, selection: Selection) -> np.ndarray:
+    """A boolean per image: is it confident enough to be a pseudo-label?"""
+    return confident_share(probs, selection.low, selection.high) >= selection.min_share
+
+
+def set_name(source: str, round_: int | None) -> tuple[str, str, int]:
+    """(source base run, set name, round) for pseudo-labels from run `source` (a base run or
+    its ensemble); the round is the source's round + 1 unless given, and must be later."""
+    base = cv_run(source)
+    root, source_round = parse_round_run(base)
+    round_ = source_round + 1 if round_ is None else round_
+    if round_ <= source_round:
+        raise UserError(
+            f"--round {round_}: {base} is round {source_round}; its pseudo-labels train a later "
+            f"round (default {source_round + 1})"
+        )
+    return base, round_run(root, round_), round_
+
+
+def post_processing(outputs: Outputs, base: str, threshold: float | None) -> dict:
+    """The threshold and minimum area that binarise the masks, and where they came from."""
+    summary = outputs.ensemble(base).summary
+    if threshold is not None:
+        return {"threshold": threshold, "min_area": 0, "threshold_from": "--threshold"}
+    if not summary.is_file():
+        return {"threshold": DEFAULT_THRESHOLD, "min_area": 0, "threshold_from": "default"}
+    try:
+        found = json.loads(summary.read_text())
+        return {
+            "threshold": float(found["threshold"]),
+            "min_area": int(found["min_area"]),
+            "threshold_from": summary.name,
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{summary}: not an ensemble summary ({exc!r})") from None
+
+
+def make_pseudo_labels(
+    outputs_folder: Path,
+    source: str,
+    round_: int | None = None,
+    selection: Selection | None = None,
+    threshold: float | None = None,
+) -> dict:
+    """Make (or find, when made already with the same settings) the pseudo-label set of run
+    `source`'s folds; return its manifest."""
+    selection = selection or Selection()
+    selection.check()
+    outputs = Outputs(Path(outputs_folder))
+    base, name, round_ = set_name(source, round_)
+    folds = outputs.fold_runs(base)
+    if not folds:
+        where = outputs.run(base).predictions("test").parent
+        raise UserError(f"{where}: no fold test predictions of {base}; train its folds first")
+    settings = {
+        "set": name,
+        "round": round_,
+        "source": base,
+        **asdict(selection),
+        **post_processing(outputs, base, threshold),
+    }
+    existing = _existing(outputs, settings)
+    if existing is not None:
+        return existing
+    split_file = outputs.split_file(base)
+    if not split_file.is_file():
+        raise UserError(
+            f"{split_file}: missing: {base}'s split, needed to record each fold's validation ids"
+        )
+    rows = [_write_fold(outputs, settings, k, run, split_file) for k, run in folds.items()]
+    return _write_manifest(outputs, settings, rows)
+
+
+def _existing(outputs: Outputs, settings: dict) -> dict | None:
+    """The manifest of a set made already with `settings`; None when there is none. Another
+    set of that name is an error: a run may have trained with it."""
+    path = outputs.pseudo_set(settings["set"]).manifest
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    differ = [k for k, v in settings.items() if manifest.get(k) != v]
+    if differ:
+        raise UserError(
+            f"{path}: set {settings['set']} exists, made with {differ[0]} "
+            f"{manifest.get(differ[0])!r} (not {settings[differ[0]]!r}); delete its .json, .csv "
+            f"and -cvfold<k>.npz files in {path.parent} to remake it, or pick another --round"
+        )
+    print(f"{settings['set']}: made already ({path}); nothing to do")
+    return manifest
+
+
+def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Path) -> dict:
+    """Select fold `fold`'s confident test images from its own model's predictions; write its
+    file; return its summary row."""
+    ids, probs, meta = load_predictions(run.predictions("test"))
+    if meta.get("run") != run.run or meta.get("split") != "test":
+        raise UserError(f"{run.predictions('test')}: metadata names {meta.get('run')!r}")
+    keep = select_confident(probs, Selection(*(settings[k] for k in ("low", "high", "min_share"))))
+    masks = binarize(probs[keep], settings["threshold"], settings["min_area"])
+    excluded = np.array(sorted(validation_ids(split_file, fold)), dtype=str)
+    fold_meta = {**settings, "fold": fold, "source_run": run.run, "test_images": len(ids)}
+    with atomic_path(outputs.pseudo_set(settings["set"]).fold(fold)) as tmp:
+        np.savez_compressed(
+            tmp,
+            ids=np.asarray(ids[keep], dtype=str),
+            probs=probs[keep].astype(np.float16),
+            masks=masks,
+            excluded_ids=excluded,
+            meta=np.array(json.dumps(fold_meta)),
+        )
+    empty = int((masks.reshape(len(masks), -1).max(axis=1, initial=0) == 0).sum())
+    return {
+        "fold": fold,
+        "source_run": run.run,
+        "test_images": len(ids),
+        "selected": int(keep.sum()),
+        "selected_fraction": float(keep.mean()) if len(ids) else 0.0,
+        "empty_masks": empty,
+    }
+
+
+def _write_manifest(outputs: Outputs, settings: dict, rows: list[dict]) -> dict:
+    """Write the CSV summary, then the manifest that marks the set complete; say what it holds."""
+    files = outputs.pseudo_set(settings["set"])
+    frame = pd.DataFrame(rows)
+    with atomic_path(files.summary) as tmp:
+        frame.to_csv(tmp, index=False)
+    manifest = {
+        **settings,
+        "folds": [row["fold"] for row in rows],
+        "source_runs": [row["source_run"] for row in rows],
+        "selected": {str(row["fold"]): row["selected"] for row in rows},
+        "test_images": rows[0]["test_images"],
+    }
+    write_text(files.manifest, json.dumps(manifest, indent=2) + "\n")
+    for row in rows:
+        print(
+            f"{settings['set']}: fold {row['fold']}: {row['selected']} of {row['test_images']} "
+            f"test images confident ({row['empty_masks']} empty masks) from {row['source_run']}"
+        )
+    print(f"{settings['set']}: wrote {files.manifest} (round {settings['round']})")
+    return manifest
+
+
+def load_manifest(outputs: Outputs, name: str) -> dict:
+    """A set's manifest; a one-line error naming the config key and the expected file."""
+    path = outputs.pseudo_set(name).manifest
+    if not path.is_file():
+        base = round_run(*_previous(name))
+        raise UserError(
+            f"key '{KEY}': no pseudo-label set {name!r} (expected {path}; make it with "
+            f"code/pseudo_label.py --run {base})"
+        )
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a pseudo-label manifest ({exc})") from None
+
+
+def _previous(name: str) -> tuple[str, int]:
+    """(root, round - 1) of set `name`: the run the set is usually made from."""
+    root, round_ = parse_round_run(name)
+    return root, round_ - 1
+
+
+def load_fold(outputs: Outputs, name: str, fold: int, members: tuple[str, ...]) -> dict:
+    """The arrays `members` of fold `fold`'s file of set `name` (npz members load lazily)."""
+    manifest = load_manifest(outputs, name)
+    if fold not in manifest["folds"]:
+        raise UserError(
+            f"key '{KEY}': set {name!r} has no fold {fold} (folds {manifest['folds']}; its source "
+            f"{manifest['source']} lacks that fold's test predictions)"
+        )
+    path = outputs.pseudo_set(name).fold(fold)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {member: data[member] for member in members}
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: not a pseudo-label fold file ({exc})") from None
+
+
+def check_for_training(
+    config: Config, outputs: Outputs, fold: int | None, holdout: bool, valid_ids: np.ndarray
+) -> None:
+    """Before a fold writes anything: its pseudo-label set exists, has this fold, and came from a
+    model that never trained on this fold's validation images."""
+    name = config.data.pseudo_labels
+    if not name:
+        return
+    if holdout:
+        raise UserError(
+            f"key '{KEY}': pseudo-labels are made per cross-validation fold; train a fold of a "
+            "config with crossvalidation.folds >= 2 (--cv-currentfold)"
+        )
+    excluded = load_fold(outputs, name, fold, ("excluded_ids",))["excluded_ids"]
+    seen = sorted(set(valid_ids) - set(excluded))
+    if seen:
+        raise UserError(
+            f"key '{KEY}': set {name!r} fold {fold} comes from a model that trained on {len(seen)} "
+            f"of this fold's validation images (e.g. {seen[0]}); the splits differ (another "
+            "seed, fold count or data set?)"
+        )
+
+
+def training_images(
+    config: Config, outputs: Outputs, fold: int, data_folder: Path, run: str
+) -> PseudoImages | None:
+    """Fold `fold`'s pseudo-labelled test images and masks (None without a set), announced."""
+    name = config.data.pseudo_labels
+    if not name:
+        return None
+    from .data import read_images
+
+    arrays = load_fold(outputs, name, fold, ("ids", "masks"))
+    ids = arrays["ids"]
+    images = read_images(Path(data_folder) / "test" / "images", ids, config.input.channels)
+    print(
+        f"{run}: + {len(ids)} pseudo-labelled test images of set {name} (fold {fold}'s own "
+        "model) in the training part; validation stays labelled-only"
+    )
+    return PseudoImages(ids, images, arrays["masks"].astype(np.uint8))
