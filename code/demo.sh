@@ -23,7 +23,7 @@ if [ ! -f "$DATA/train.csv" ]; then
     # train.csv is written last, so without it any files there are from an interrupted run.
     overwrite=()
     [ -e "$DATA" ] && overwrite=(--overwrite)
-    "$VENV_PY" code/make_synthetic_data.py --out "$DATA" --train 800 --test 200 --seed 0 \
+    "$VENV_PY" code/make_synthetic_data.py --out "$DATA" --train 600 --test 150 --seed 0 \
         ${overwrite[@]+"${overwrite[@]}"}
 else
     echo "Using the data already in $DATA (delete it to regenerate)"

@@ -19,13 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from tgssalt.resume import load_state
-from tgssalt.synthetic import generate_dataset
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One xdist worker per core: one thread each (set before TensorFlow is imported; training
+    # subprocesses inherit it), so the workers do not oversubscribe the cores and spin.
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+import pytest  # noqa: E402
+from tgssalt.resume import load_state  # noqa: E402
+from tgssalt.synthetic import generate_dataset  # noqa: E402
 
 CODE = Path(__file__).resolve().parents[1]
 STAGE1_EPOCHS = 15  # the kill comes after epoch 3, well inside stage 1
-INPUT_SIZE = 64  # the 101 px images resized (and predictions resized back): 0.4x the compute
+INPUT_SIZE = 48  # the 101 px images resized (and predictions resized back): 0.23x the compute
 TINY = {
     "version": 3,
     "name": "tiny-%s",
@@ -79,6 +85,7 @@ def _wait_for_epochs(resume_file: Path, epochs: int, process: subprocess.Popen) 
     raise AssertionError(f"{resume_file} never reached epoch {epochs} ({process.poll()=})")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marker into a group
 def pytest_collection_modifyitems(items) -> None:
     """Send every test of the shared run to one xdist worker (see the module docstring)."""
     for item in items:

@@ -29,11 +29,13 @@ class CrashAtEpoch(keras.callbacks.Callback):
 
 
 def train_stage1(root: Path, run: str, user_config: dict, crash_at: int | None, threshold=0.5):
-    """Train stage 1 of `user_config` on 32 random images (masks: pixels above `threshold`),
-    crashing after epoch `crash_at` and resuming; returns (model, config, outputs, images)."""
+    """Train stage 1 of `user_config` on 32 random images of its input size (masks: pixels above
+    `threshold`), crashing after epoch `crash_at` and resuming; returns (model, config, outputs,
+    images)."""
     config = resolve_config(user_config)
     rng = np.random.default_rng(0)
-    x = rng.random((32, 101, 101, 1), dtype=np.float32)
+    size = config.input.size
+    x = rng.random((32, size, size, 1), dtype=np.float32)
     y = (x > threshold).astype("float32")
     out = RunOutputs(root, run)
     out.prepare()

@@ -174,6 +174,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 def _stage1_losses(root: Path, crash_at: int | None) -> list[float]:
     user = {
+        "input": {"size": 32},
         "model": {"start_filters": 4, "depth": 2, "dropout": 0.3},
         "stage1": {"epochs": 4, "batch_size": 8},
     }

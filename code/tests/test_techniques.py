@@ -180,6 +180,7 @@ def test_cosine_lr_by_hand():
 
 
 COSINE = {
+    "input": {"size": 32},
     "model": {"start_filters": 4, "depth": 2},
     "stage1": {"epochs": 4, "batch_size": 8, "schedule": "cosine", "cycles": 2},
 }
