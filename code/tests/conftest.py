@@ -85,12 +85,19 @@ def _wait_for_epochs(resume_file: Path, epochs: int, process: subprocess.Popen) 
     raise AssertionError(f"{resume_file} never reached epoch {epochs} ({process.poll()=})")
 
 
+def _uses_shared_run(item) -> bool:
+    return bool({"e2e", "trained"} & set(getattr(item, "fixturenames", ())))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marker into a group
 def pytest_collection_modifyitems(items) -> None:
-    """Send every test of the shared run to one xdist worker (see the module docstring)."""
+    """Send every test of the shared run to one xdist worker (see the module docstring), and
+    run them first: the run is the longest piece of the suite, so it starts at once while the
+    other workers take the rest."""
     for item in items:
-        if {"e2e", "trained"} & set(getattr(item, "fixturenames", ())):
+        if _uses_shared_run(item):
             item.add_marker(pytest.mark.xdist_group("e2e"))
+    items.sort(key=lambda item: not _uses_shared_run(item))  # stable: the order otherwise kept
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,11 @@ One JAX subprocess (its start-up and compiles are the cost) trains both model fa
 the from-scratch U-Net with coordinate channels, packed deep-supervision heads, the deep-supervised
 Lovasz loss and the gate; and a pretrained-encoder Linknet with scSE. It also loads, with plain
 Keras, a model saved under TensorFlow. (The slow end-to-end runs in test_encoders.py train all
-four original encoders, resnext50's grouped convolutions included, under JAX.)"""
+four original encoders, resnext50's grouped convolutions included, under JAX.)
+
+Marked slow: JAX's CPU compiles make it the longest subprocess of the suite. The default run
+still runs models under JAX (test_losses_models.py: model gradients and the Lovasz loss;
+test_metrics.py: the Keras metric trains, saves and reloads on both backends)."""
 
 import json
 import os
@@ -49,6 +53,9 @@ print(json.dumps({
     "linknet": {"loss": float(linknet_loss), "shape": list(linknet(x40).shape)},
     "loaded": list(plain(np.zeros((1, 64, 64, 1), "float32")).shape)}))
 """
+
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
