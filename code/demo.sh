@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Command 1: the whole pipeline on synthetic data, on a CPU, in under 8 minutes.
+# Command 1: the whole pipeline on synthetic data, on a CPU, in minutes (README.md: measured times).
 #
 #   bash code/demo.sh
 #
 # Creates .venv (if absent) and installs requirements.txt, writes a synthetic TGS-like data set
 # to data/demo (if absent), trains fold 0 of code/train-config/demo.json on it, and prints the
 # fold's submission path and validation competition score. Outputs go to outputs/.
-# Runs on TensorFlow unless KERAS_BACKEND says otherwise; must finish in under 8 minutes on a
-# 2-core CPU, installation included.
+# Runs on TensorFlow unless KERAS_BACKEND says otherwise. Budget: under 8 minutes on a 2-core
+# CPU, installation included (README.md says what it took on the machine it was measured on).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=code/venv.sh
