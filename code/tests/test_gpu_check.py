@@ -26,6 +26,7 @@ def run_check(*args: str, backend: str = "tensorflow") -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow  # trains and predicts in a subprocess; the GPU session runs it for real
 def test_quick_mode_prints_a_table_then_a_json_line():
     result = run_check("--quick", "--predict", "8")
     assert result.returncode == 0, result.stderr[-2000:]
