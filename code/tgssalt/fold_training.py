@@ -169,11 +169,13 @@ def fold_arrays(config: Config, data, split: tuple, pseudo: PseudoImages | None)
     if pseudo is not None and len(pseudo.ids):
         images = np.concatenate([images, pseudo.images])
         masks = np.concatenate([masks, pseudo.masks])
-    train_xy = preprocess(images, config), mask_targets(masks, config)
-    return train_xy, (
-        preprocess(data.images[valid_idx], config),
-        mask_targets(data.masks[valid_idx], config),
-    )
+    valid = data.images[valid_idx], data.masks[valid_idx]
+    return _model_arrays(config, images, masks), _model_arrays(config, *valid)
+
+
+def _model_arrays(config: Config, images: np.ndarray, masks: np.ndarray) -> tuple:
+    """Model inputs and targets of uint8 images and masks."""
+    return preprocess(images, config), mask_targets(masks, config)
 
 
 def train_stage(
