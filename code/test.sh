@@ -12,6 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source code/venv.sh
 
 ensure_venv requirements-dev.txt
+compile_venv
 
 echo "ruff check"
 "$VENV_PY" -m ruff check .

@@ -47,5 +47,18 @@ ensure_venv() {
     echo "Installing $requirements into .venv (the first time takes a minute or two)"
     # Old pips (23.x) fail to resolve this set; upgrade pip first.
     "$VENV_PY" -m pip install -q --upgrade pip
-    "$VENV_PY" -m pip install -q -r "$requirements"
+    # --no-compile: pip would byte-compile every installed module one file at a time (more than
+    # half of a fresh install here); Python compiles the modules a run imports when it imports
+    # them, and `compile_venv` compiles the rest on all cores where many processes will start.
+    "$VENV_PY" -m pip install -q --no-compile -r "$requirements"
+}
+
+# Byte-compile the venv's packages on all cores (a no-op for modules already compiled): for
+# runs that start many Python processes, such as the test suite, each of which would otherwise
+# compile what it imports again where PYTHONDONTWRITEBYTECODE is set.
+compile_venv() {
+    local site
+    site=$("$VENV_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    "$VENV_PY" -m compileall -q -j 0 "$site" >/dev/null \
+        || die "could not byte-compile the packages in $site"
 }
