@@ -1,0 +1,77 @@
+"""Training-step time of `demo.json`'s U-Net fed from numpy arrays or from the pipeline's
+`keras.utils.PyDataset` (`AugmentedBatches`), each in a fresh process, on the current backend.
+
+    python code/benchmarks/input_feed.py [--images 448] [--epochs 3] [--rounds 2]
+    KERAS_BACKEND=jax python code/benchmarks/input_feed.py
+
+Each round runs both feeds, one after the other, in new processes (in one process the first
+feed's trace changes the speed of the next); a feed trains `--epochs` epochs on random images
+and reports the median step time of the epochs after the first (which includes tracing). The
+last line is the ratio PyDataset / arrays of the medians over the rounds. On TensorFlow, Keras
+feeds a PyDataset through `tf.data.Dataset.from_generator`; on JAX it iterates it in Python.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CODE = Path(__file__).resolve().parents[1]
+FEEDS = ("arrays", "pydataset")
+
+
+def step_seconds(feed: str, images: int, epochs: int) -> float:
+    """Median training-step seconds of epochs 2.. of a fresh model fed by `feed`."""
+    sys.path.insert(0, str(CODE))
+    import keras
+    import numpy as np
+    from tgssalt.config import load_config
+    from tgssalt.models import build_model
+    from tgssalt.pipeline import AugmentedBatches
+    from tgssalt.training import compile_stage
+
+    config = load_config(CODE / "train-config" / "demo.json")
+    model = build_model(config)
+    compile_stage(model, config.stage1)
+    size, batch = config.input.size, config.stage1.batch_size
+    x = np.random.default_rng(0).random((images, size, size, 1), dtype=np.float32)
+    y = (x > 0.5).astype("float32")
+    data = {"x": x, "y": y, "batch_size": batch}
+    if feed == "pydataset":
+        data = {"x": AugmentedBatches(x, y, batch, config.augmentation, seed=0)}
+    steps = []
+    timer = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda b, logs: steps.append(-time.perf_counter()),
+        on_train_batch_end=lambda b, logs: steps.append(steps.pop() + time.perf_counter()),
+    )
+    model.fit(**data, epochs=epochs, verbose=0, callbacks=[timer])
+    per_epoch = -(-images // batch)
+    return float(np.median(steps[per_epoch:]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=448)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--feed", choices=FEEDS, help=argparse.SUPPRESS)  # one child process
+    args = parser.parse_args()
+    if args.feed:
+        print(json.dumps(step_seconds(args.feed, args.images, args.epochs)))
+        return
+    medians = {feed: [] for feed in FEEDS}
+    for round_ in range(args.rounds):
+        for feed in FEEDS:
+            command = [sys.executable, __file__, "--feed", feed, f"--images={args.images}"]
+            out = subprocess.run([*command, f"--epochs={args.epochs}"], capture_output=True)
+            seconds = json.loads(out.stdout.decode().strip().splitlines()[-1])
+            medians[feed].append(seconds)
+            print(f"round {round_ + 1} {feed:9s} {seconds:.3f} s/step", flush=True)
+    arrays, pydataset = (sorted(medians[f])[len(medians[f]) // 2] for f in FEEDS)
+    print(f"pydataset / arrays step time: {pydataset / arrays:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
