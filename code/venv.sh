@@ -53,7 +53,7 @@ ensure_venv() {
     "$VENV_PY" -m pip install -q --no-compile -r "$requirements"
 }
 
-# Byte-compile the venv's packages on all cores (a no-op for modules already compiled): for
+# Byte-compile the venv's packages on all cores (seconds when they are already compiled): for
 # runs that start many Python processes, such as the test suite, each of which would otherwise
 # compile what it imports again where PYTHONDONTWRITEBYTECODE is set.
 compile_venv() {

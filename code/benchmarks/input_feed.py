@@ -23,7 +23,8 @@ FEEDS = ("arrays", "pydataset")
 
 
 def step_seconds(feed: str, images: int, epochs: int) -> float:
-    """Median training-step seconds of epochs 2.. of a fresh model fed by `feed`."""
+    """Median training-step seconds of epochs 2.. of a fresh model fed by `feed`. Runs in a
+    child process only: the parent never imports Keras, so no trace of its own can interfere."""
     sys.path.insert(0, str(CODE))
     import keras
     import numpy as np
@@ -41,10 +42,10 @@ def step_seconds(feed: str, images: int, epochs: int) -> float:
     data = {"x": x, "y": y, "batch_size": batch}
     if feed == "pydataset":
         data = {"x": AugmentedBatches(x, y, batch, config.augmentation, seed=0)}
-    steps = []
+    starts, steps = [], []
     timer = keras.callbacks.LambdaCallback(
-        on_train_batch_begin=lambda b, logs: steps.append(-time.perf_counter()),
-        on_train_batch_end=lambda b, logs: steps.append(steps.pop() + time.perf_counter()),
+        on_train_batch_begin=lambda b, logs: starts.append(time.perf_counter()),
+        on_train_batch_end=lambda b, logs: steps.append(time.perf_counter() - starts[-1]),
     )
     model.fit(**data, epochs=epochs, verbose=0, callbacks=[timer])
     per_epoch = -(-images // batch)
