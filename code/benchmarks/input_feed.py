@@ -1,5 +1,7 @@
-"""Training-step time of `demo.json`'s U-Net fed from numpy arrays or from the pipeline's
-`keras.utils.PyDataset` (`AugmentedBatches`), each in a fresh process, on the current backend.
+"""Training-step time of `demo.json`'s U-Net fed from numpy arrays, from the pipeline's
+`keras.utils.PyDataset` (`AugmentedBatches`) as fold training feeds it (with
+`RestoreMallocThresholds`), and from the same PyDataset as Keras feeds it by default; each in a
+fresh process, on the current backend.
 
     python code/benchmarks/input_feed.py [--images 448] [--epochs 3] [--rounds 2]
     KERAS_BACKEND=jax python code/benchmarks/input_feed.py
@@ -7,8 +9,9 @@
 Each round runs both feeds, one after the other, in new processes (in one process the first
 feed's trace changes the speed of the next); a feed trains `--epochs` epochs on random images
 and reports the median step time of the epochs after the first (which includes tracing). The
-last line is the ratio PyDataset / arrays of the medians over the rounds. On TensorFlow, Keras
-feeds a PyDataset through `tf.data.Dataset.from_generator`; on JAX it iterates it in Python.
+last lines are the ratios of each PyDataset feed to arrays (medians over the rounds). On
+TensorFlow, Keras feeds a PyDataset through `tf.data.Dataset.from_generator`, whose op changes
+glibc's malloc thresholds (`tgssalt/allocator.py`); on JAX it iterates it in Python.
 """
 
 import argparse
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 
 CODE = Path(__file__).resolve().parents[1]
-FEEDS = ("arrays", "pydataset")
+FEEDS = ("arrays", "pydataset", "pydataset_keras_default")
 
 
 def step_seconds(feed: str, images: int, epochs: int) -> float:
@@ -28,6 +31,7 @@ def step_seconds(feed: str, images: int, epochs: int) -> float:
     sys.path.insert(0, str(CODE))
     import keras
     import numpy as np
+    from tgssalt.allocator import RestoreMallocThresholds
     from tgssalt.config import load_config
     from tgssalt.models import build_model
     from tgssalt.pipeline import AugmentedBatches
@@ -40,14 +44,15 @@ def step_seconds(feed: str, images: int, epochs: int) -> float:
     x = np.random.default_rng(0).random((images, size, size, 1), dtype=np.float32)
     y = (x > 0.5).astype("float32")
     data = {"x": x, "y": y, "batch_size": batch}
-    if feed == "pydataset":
+    if feed != "arrays":
         data = {"x": AugmentedBatches(x, y, batch, config.augmentation, seed=0)}
+    restore = [RestoreMallocThresholds()] if feed == "pydataset" else []
     starts, steps = [], []
     timer = keras.callbacks.LambdaCallback(
         on_train_batch_begin=lambda b, logs: starts.append(time.perf_counter()),
         on_train_batch_end=lambda b, logs: steps.append(time.perf_counter() - starts[-1]),
     )
-    model.fit(**data, epochs=epochs, verbose=0, callbacks=[timer])
+    model.fit(**data, epochs=epochs, verbose=0, callbacks=[*restore, timer])
     per_epoch = -(-images // batch)
     return float(np.median(steps[per_epoch:]))
 
@@ -69,9 +74,10 @@ def main() -> None:
             out = subprocess.run([*command, f"--epochs={args.epochs}"], capture_output=True)
             seconds = json.loads(out.stdout.decode().strip().splitlines()[-1])
             medians[feed].append(seconds)
-            print(f"round {round_ + 1} {feed:9s} {seconds:.3f} s/step", flush=True)
-    arrays, pydataset = (sorted(medians[f])[len(medians[f]) // 2] for f in FEEDS)
-    print(f"pydataset / arrays step time: {pydataset / arrays:.2f}x")
+            print(f"round {round_ + 1} {feed:23s} {seconds:.3f} s/step", flush=True)
+    median = {feed: sorted(times)[len(times) // 2] for feed, times in medians.items()}
+    for feed in FEEDS[1:]:
+        print(f"{feed} / arrays step time: {median[feed] / median['arrays']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from . import figures, pseudo_labels
+from .allocator import RestoreMallocThresholds
 from .atomic import atomic_path
 from .averaging import SwaAverage, recompute_batch_norm
 from .competition import DEFAULT_THRESHOLD
@@ -308,7 +309,7 @@ def _fit_phase(fit: StageFit, phase: Phase, saved: Checkpoint | None) -> None:
         epochs=phase.last,
         initial_epoch=phase.first,
         shuffle=False,  # the batches shuffle themselves, reproducibly; Keras would use `random`
-        callbacks=[*callbacks, guard, resume],
+        callbacks=[*callbacks, guard, resume, RestoreMallocThresholds()],
         validation_batch_size=fit.config.predict.batch_size,
         verbose=1 if sys.stdout.isatty() else 2,
     )
