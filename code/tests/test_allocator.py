@@ -45,7 +45,7 @@ hidden = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
 hidden = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(hidden)
 model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(hidden))
 model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
-batches = Batches(np.random.default_rng(0).random((64, 48, 48, 1), dtype=np.float32))
+batches = Batches(np.random.default_rng(0).random((48, 48, 48, 1), dtype=np.float32))
 faults = {}
 for name, extra in (("keras_default", []), ("restored", [RestoreMallocThresholds()])):
     counter = Faults()
