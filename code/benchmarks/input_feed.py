@@ -1,12 +1,13 @@
-"""Training-step time of `demo.json`'s U-Net fed from numpy arrays, from the pipeline's
-`keras.utils.PyDataset` (`AugmentedBatches`) as fold training feeds it (with
-`RestoreMallocThresholds`), and from the same PyDataset as Keras feeds it by default; each in a
-fresh process, on the current backend.
+"""Training-step time of a config's model (`demo.json`'s U-Net by default) fed from numpy
+arrays, from the pipeline's `keras.utils.PyDataset` (`AugmentedBatches`) as fold training feeds
+it (with `RestoreMallocThresholds`), and from the same PyDataset as Keras feeds it by default;
+each in a fresh process, on the current backend.
 
     python code/benchmarks/input_feed.py [--images 448] [--epochs 3] [--rounds 2]
+    python code/benchmarks/input_feed.py --config best.json --images 96 --rounds 1
     KERAS_BACKEND=jax python code/benchmarks/input_feed.py
 
-Each round runs both feeds, one after the other, in new processes (in one process the first
+Each round runs the three feeds, one after the other, in new processes (in one process the first
 feed's trace changes the speed of the next); a feed trains `--epochs` epochs on random images
 and reports the median step time of the epochs after the first (which includes tracing). The
 last lines are the ratios of each PyDataset feed to arrays (medians over the rounds). On
@@ -25,7 +26,7 @@ CODE = Path(__file__).resolve().parents[1]
 FEEDS = ("arrays", "pydataset", "pydataset_keras_default")
 
 
-def step_seconds(feed: str, images: int, epochs: int) -> float:
+def step_seconds(feed: str, images: int, epochs: int, config_name: str) -> float:
     """Median training-step seconds of epochs 2.. of a fresh model fed by `feed`. Runs in a
     child process only: the parent never imports Keras, so no trace of its own can interfere."""
     sys.path.insert(0, str(CODE))
@@ -37,7 +38,7 @@ def step_seconds(feed: str, images: int, epochs: int) -> float:
     from tgssalt.pipeline import AugmentedBatches
     from tgssalt.training import compile_stage
 
-    config = load_config(CODE / "train-config" / "demo.json")
+    config = load_config(CODE / "train-config" / config_name)
     model = build_model(config)
     compile_stage(model, config.stage1)
     size, batch = config.input.size, config.stage1.batch_size
@@ -62,16 +63,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=448)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--config", default="demo.json", help="a file in code/train-config")
     parser.add_argument("--feed", choices=FEEDS, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args()
     if args.feed:
-        print(json.dumps(step_seconds(args.feed, args.images, args.epochs)))
+        print(json.dumps(step_seconds(args.feed, args.images, args.epochs, args.config)))
         return
     medians = {feed: [] for feed in FEEDS}
     for round_ in range(args.rounds):
         for feed in FEEDS:
             command = [sys.executable, __file__, "--feed", feed, f"--images={args.images}"]
-            out = subprocess.run([*command, f"--epochs={args.epochs}"], capture_output=True)
+            command += [f"--epochs={args.epochs}", f"--config={args.config}"]
+            out = subprocess.run(command, capture_output=True)
             seconds = json.loads(out.stdout.decode().strip().splitlines()[-1])
             medians[feed].append(seconds)
             print(f"round {round_ + 1} {feed:23s} {seconds:.3f} s/step", flush=True)
