@@ -40,9 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from tgssalt.config import load_config
+
+    config = load_config(args.config_file)  # a malformed file fails before Keras is imported
     from tgssalt.fold_training import train_fold
 
-    config = load_config(args.config_file)
     train_fold(config, args.cv_currentfold, args.data_folder, args.outputs_folder, args.restart)
 
 

@@ -1,8 +1,10 @@
 """Bad input fails with a one-line `UserError` (exit status 2 from the CLI), before any output.
 
-Most cases call `tgssalt.data` and `train_fold` directly; a few go through the real
-`train_fold.py` to check what the user sees: exit status 2, a last stderr line `error: ...`
-naming the culprit, no traceback, and no outputs folder.
+Most cases call `tgssalt.data` and `train_fold` directly; a few go through `train_fold.py`'s
+`main` and its `run_cli` wrapper to check what the user sees: exit status 2, a last stderr line
+`error: ...` naming the culprit, no traceback, and no outputs folder. One of them starts the
+script as a real process; the others run it in this process (a new process would spend its
+time importing TensorFlow).
 """
 
 import os
@@ -273,6 +275,7 @@ def test_too_few_images_to_split(n: int, folds: int, fold: int | None) -> None:
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
+    """`train_fold.py` as a new process."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
@@ -285,6 +288,16 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
     )
 
 
+def run_cli_here(capsys: pytest.CaptureFixture, *args: str | Path) -> subprocess.CompletedProcess:
+    """`train_fold.py` through its `run_cli` wrapper in this process; what a process would give."""
+    import train_fold as script
+
+    with pytest.raises(SystemExit) as exit_info:
+        script.run_cli(script.main, list(map(str, args)))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *names: str) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
@@ -295,11 +308,12 @@ def assert_user_error(result: subprocess.CompletedProcess, *names: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["missing data folder", "corrupt mask"])
-def test_cli_bad_data(case: str, folder: Path, tmp_path: Path) -> None:
+def test_cli_bad_data(case: str, folder: Path, tmp_path: Path, capsys) -> None:
     corrupt, expected = CASES[case]
     culprit = corrupt(folder)
     outputs = tmp_path / "outputs"
-    result = run_cli(
+    result = run_cli_here(
+        capsys,
         "--config-file",
         CONFIG,
         "--cv-currentfold",
@@ -313,10 +327,11 @@ def test_cli_bad_data(case: str, folder: Path, tmp_path: Path) -> None:
     assert not outputs.exists()
 
 
-def test_cli_unwritable_outputs(folder: Path, tmp_path: Path) -> None:
+def test_cli_unwritable_outputs(folder: Path, tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("")
-    result = run_cli(
+    result = run_cli_here(
+        capsys,
         "--config-file",
         CONFIG,
         "--cv-currentfold",
