@@ -13,6 +13,7 @@ that) once the feed has started. Only allocation changes; results are bit for bi
 
 import ctypes
 import ctypes.util
+import functools
 import platform
 
 import keras
@@ -23,8 +24,11 @@ MMAP_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit system
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD  # the trim threshold glibc pairs with it
 
 
+@functools.cache
 def glibc_mallopt():
-    """glibc's `mallopt` function, or None where the C library is not glibc."""
+    """glibc's `mallopt` function, or None where the C library is not glibc. Looked up once:
+    `find_library` and `libc_ver` read files (and may run `ldconfig`), and the callback asks
+    every epoch."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
