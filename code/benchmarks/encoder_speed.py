@@ -16,6 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tgssalt  # noqa: E402, F401  (TensorFlow's CPU defaults, set before Keras loads it)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tgssalt.config import resolve_config  # noqa: E402

@@ -1,8 +1,9 @@
 """Which Keras backend and device a run uses, said once at the start of training.
 
 On a CPU, TensorFlow's results depend on its thread count (reductions split across threads add
-in another order) and on the CPU's instruction set (oneDNN picks other kernels): a run repeats
-bit for bit only with both the same, so the announcement names the thread count.
+in another order), on its kernels (oneDNN or Eigen) and on the CPU's instruction set (oneDNN
+picks its kernels by it): a run repeats bit for bit only with all three the same, so the
+announcement names the thread count and the kernels.
 """
 
 import importlib.util
@@ -25,7 +26,9 @@ def describe_device() -> str:
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             return f"backend tensorflow on gpu ({gpus[0].name})"
-        return f"backend tensorflow on cpu ({tensorflow_cpu_threads()} threads)"
+        threads = tensorflow_cpu_threads()
+        kernels = "oneDNN" if tensorflow_onednn_enabled() else "Eigen"
+        return f"backend tensorflow on cpu ({threads} thread{'s' * (threads != 1)}, {kernels})"
     if backend == "torch":
         import torch
 
@@ -42,6 +45,14 @@ def tensorflow_cpu_threads() -> int:
     if threads > 0:
         return threads
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def tensorflow_onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels (fixed when it was imported; the package
+    asks for them, `tgssalt/__init__.py`). TensorFlow has no public call for it."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def tensorboard_available() -> bool:
