@@ -54,13 +54,26 @@ def test_split_is_written_once_and_read_back(tmp_path: Path) -> None:
     first = fold_assignment(path, IDS, MASKS, config, 1)
     assert sorted(set(first)) == [0, 1, 2]
     save_split(path, IDS, MASKS, first)
-    other_seed = dataclasses.replace(config, seed=99)
-    assert fold_assignment(path, IDS, MASKS, other_seed, 0).tolist() == first.tolist()
+    cv = dataclasses.replace(config.crossvalidation, split_seed=99)
+    other_split = dataclasses.replace(config, crossvalidation=cv)
+    assert fold_assignment(path, IDS, MASKS, other_split, 0).tolist() == first.tolist()
     shuffled = np.random.default_rng(0).permutation(len(IDS))
     again = fold_assignment(path, IDS[shuffled], MASKS[shuffled], config, 0)
     assert again.tolist() == first[shuffled].tolist()  # by id, not by row
     train, valid = split_indices(first, 2)
     assert set(train) | set(valid) == set(range(30)) and not set(train) & set(valid)
+
+
+def test_training_seed_keeps_the_folds_and_split_seed_changes_them(tmp_path: Path) -> None:
+    """`seed` is training's random stream only: another one trains the same folds again."""
+    config = config_for(folds=3)
+    first = fold_assignment(tmp_path / "a.csv", IDS, MASKS, config, 0)
+    other_seed = dataclasses.replace(config, seed=99)
+    assert fold_assignment(tmp_path / "b.csv", IDS, MASKS, other_seed, 0).tolist() == first.tolist()
+    cv = dataclasses.replace(config.crossvalidation, split_seed=99)
+    other_split = dataclasses.replace(config, crossvalidation=cv)
+    changed = fold_assignment(tmp_path / "c.csv", IDS, MASKS, other_split, 0)
+    assert changed.tolist() != first.tolist()
 
 
 def test_holdout_split(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ PAD_MODES = ("reflect", "edge", "zero")  # `input.pad_mode`: the borders `input.
 class CrossValidationConfig:
     folds: int = 4
     validation_split: float = 0.2
+    split_seed: int = 5678
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,11 @@ DESCRIPTIONS: dict[str, str] = {
     "version": "config version; fills the `%s` in `name`",
     "name": "run name, with `%s` replaced by `version` (at most one `%s`); fold runs add "
     "`-cvfold<k>`; also the MLflow experiment name",
-    "seed": "seed for the fold split, weight initialisation and augmentation",
+    "seed": "seed of training's random stream: weight initialisation, dropout and augmentation; "
+    "another seed trains the same folds again (seed averaging, noise estimates)",
     "crossvalidation.folds": "number of coverage-stratified folds; `--cv-currentfold` picks one",
+    "crossvalidation.split_seed": "seed of the coverage-stratified fold split (and of the single "
+    "split); another one means other folds: bump `version`",
     "crossvalidation.validation_split": "validation fraction of the single split used without "
     "`--cv-currentfold` (or with `folds` 1); between 0 and 1",
     "input.size": "side of the model's input; the 101 px images are resized or padded to it "

@@ -14,7 +14,7 @@ would then be optimistic. So a set is made per fold: fold k's pseudo-labels come
 k's own model's test predictions (`predictions/<run>-cvfold<k>-test.npz`), the one model that
 never saw fold k's validation images. Each fold's file records those images' ids, and a fold
 that trains with the set checks that its own validation images are among them (the same split:
-same seed, fold count and data). By induction every round stays honest. The threshold and
+same split seed, fold count and data). By induction every round stays honest. The threshold and
 minimum area are two numbers tuned on all folds' validation images: a negligible exception,
 avoidable with `--threshold`.
 
@@ -280,7 +280,7 @@ def check_for_training(
         raise UserError(
             f"key '{KEY}': set {name!r} fold {fold} comes from a model that trained on {len(seen)} "
             f"of this fold's validation images (e.g. {seen[0]}); the splits differ (another "
-            "seed, fold count or data set?)"
+            "crossvalidation.split_seed, fold count or data set?)"
         )
 
 

@@ -1,13 +1,14 @@
 """The train/validation split of a config, stratified by salt coverage class, written once.
 
 The coverage class is `ceil(coverage * 10)` (0 = empty, 10 = almost full), so each fold gets the
-same mix of empty, small and large masks (StratifiedKFold, shuffled with the config's seed, as the
-original did). The first run that needs the split writes it, atomically, to
-`folds/<name % version>.csv` (`layout.py`): one row per labelled image, `id,fold,coverage_class`,
-`fold` being the fold whose validation set holds the image. Every fold, the ensemble and predict
-then read that file, so all folds of a run use one split by construction, wherever they trained.
-A single train/validation split (no --cv-currentfold) is `folds/<name % version>-holdout.csv`,
-its validation images in fold 0 and the others in fold -1 (`TRAIN_ONLY`).
+same mix of empty, small and large masks (StratifiedKFold, shuffled with the config's
+`crossvalidation.split_seed`, as the original did; the top-level `seed` only drives training).
+The first run that needs the split writes it, atomically, to `folds/<name % version>.csv`
+(`layout.py`): one row per labelled image, `id,fold,coverage_class`, `fold` being the fold whose
+validation set holds the image. Every fold, the ensemble and predict then read that file, so all
+folds of a run use one split by construction, wherever they trained. A single train/validation split
+(no --cv-currentfold) is `folds/<name % version>-holdout.csv`, its validation images in fold 0 and
+the others in fold -1 (`TRAIN_ONLY`).
 """
 
 from pathlib import Path
@@ -103,12 +104,12 @@ def fold_assignment(
 ) -> np.ndarray:
     """Each image's validation fold (in `ids` order) for training `fold`: the split file's,
     checked against the data and the fold count; or, before the split is written, made from
-    `config`'s seed."""
+    `config`'s `crossvalidation.split_seed`."""
     cv, holdout = config.crossvalidation, is_holdout(fold, config)
     folds = cv.folds
     check_fold(fold, folds)
     if not path.is_file():
-        return assign_folds(masks, folds, holdout, config.seed, cv.validation_split)
+        return assign_folds(masks, folds, holdout, cv.split_seed, cv.validation_split)
     frame = read_split(path)
     expected = {0, TRAIN_ONLY} if holdout else set(range(folds))
     if set(frame["fold"]) != expected:
