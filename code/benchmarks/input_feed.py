@@ -5,6 +5,7 @@ each in a fresh process, on the current backend.
 
     python code/benchmarks/input_feed.py [--images 448] [--epochs 3] [--rounds 2]
     python code/benchmarks/input_feed.py --config best.json --images 96 --rounds 1
+    TF_ENABLE_ONEDNN_OPTS=0 python code/benchmarks/input_feed.py
     KERAS_BACKEND=jax python code/benchmarks/input_feed.py
 
 Each round runs the three feeds, one after the other, in new processes (in one process the first
@@ -12,7 +13,9 @@ feed's trace changes the speed of the next); a feed trains `--epochs` epochs on 
 and reports the median step time of the epochs after the first (which includes tracing). The
 last lines are the ratios of each PyDataset feed to arrays (medians over the rounds). On
 TensorFlow, Keras feeds a PyDataset through `tf.data.Dataset.from_generator`, whose op changes
-glibc's malloc thresholds (`tgssalt/allocator.py`); on JAX it iterates it in Python.
+glibc's malloc thresholds (`tgssalt/allocator.py`), which slows TensorFlow's Eigen CPU kernels
+(`TF_ENABLE_ONEDNN_OPTS=0`) and hardly its oneDNN ones (the package's default); on JAX it
+iterates the PyDataset in Python.
 """
 
 import argparse
@@ -30,6 +33,9 @@ def step_seconds(feed: str, images: int, epochs: int, config_name: str) -> float
     """Median training-step seconds of epochs 2.. of a fresh model fed by `feed`. Runs in a
     child process only: the parent never imports Keras, so no trace of its own can interfere."""
     sys.path.insert(0, str(CODE))
+    import tgssalt  # noqa: F401  (TensorFlow's CPU defaults, set before Keras loads it)
+
+    # isort: split
     import keras
     import numpy as np
     from tgssalt.allocator import RestoreMallocThresholds

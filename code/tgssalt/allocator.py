@@ -9,6 +9,11 @@ fed from arrays, and `best.json`'s 1.9x (`code/benchmarks/input_feed.py`); a pro
 traced the generator first stayed slow for every later fit. `RestoreMallocThresholds` puts back
 the thresholds glibc's own dynamic rule settles on for large tensors (mmap 32 MiB, trim twice
 that) once the feed has started. Only allocation changes; results are bit for bit the same.
+
+This hits TensorFlow's Eigen CPU kernels. Its oneDNN kernels, which the package asks for
+(`tgssalt/__init__.py`), keep their buffers across steps: with them `best.json`'s steps fed by
+Keras' default took 1.03x the time of steps fed from arrays, so the callback matters where a user
+turns oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`).
 """
 
 import ctypes
