@@ -5,7 +5,7 @@ way (`ensemble.check_folds`: fold metadata, test ids, validation ids equal to it
 file's). A member's out-of-fold (OOF) probabilities are its folds' validation predictions, so
 every image's prediction comes from a model of that member that did not train on it. A weighted
 mean of such predictions is still made only by models that did not train on that image, whatever
-split each member used: members split differently (another seed or fold count) can be blended,
+split each member used: members split differently (another split seed or fold count) can be blended,
 and a note says so. What they must share are the labelled ids their folds validate (the same
 data and `--folds`) and the test ids.
 

@@ -148,7 +148,7 @@ def _check_split(ids: np.ndarray, files: FoldFiles, split_file: Path) -> None:
         raise UserError(
             f"{files.valid}: its {len(ids)} validation ids are not fold {files.fold}'s "
             f"{len(expected)} in {split_file}; the folds were split differently "
-            "(another seed or data set?)"
+            "(another crossvalidation.split_seed or data set?)"
         )
 
 
