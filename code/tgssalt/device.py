@@ -49,10 +49,14 @@ def tensorflow_cpu_threads() -> int:
 
 def tensorflow_onednn_enabled() -> bool:
     """Whether TensorFlow runs its oneDNN CPU kernels (fixed when it was imported; the package
-    asks for them, `tgssalt/__init__.py`). TensorFlow has no public call for it."""
-    from tensorflow.python.util import _pywrap_util_port
+    asks for them, `tgssalt/__init__.py`). TensorFlow has no public call for it: where its
+    private one is gone, the environment variable TensorFlow read says it."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
 
-    return bool(_pywrap_util_port.IsMklEnabled())
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")
 
 
 def tensorboard_available() -> bool:
