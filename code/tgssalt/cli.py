@@ -28,17 +28,25 @@ def add_outputs_folder_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fold_list(text: str) -> list[int]:
-    """argparse type for `--folds 0,1,3`."""
-    try:
-        folds = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of folds"
-        ) from None
-    if not folds or folds[0] < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: folds are numbers >= 0, e.g. 0,1,3")
-    return folds
+def number_list(what: str, example: str):
+    """An argparse type for a comma-separated list of `what` (numbers >= 0), sorted, unique."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            numbers = sorted({int(part) for part in text.split(",") if part.strip()})
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of {what}"
+            ) from None
+        if not numbers or numbers[0] < 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: {what} are numbers >= 0, e.g. {example}")
+        return numbers
+
+    return parse
+
+
+fold_list = number_list("folds", "0,1,3")  # `--folds 0,1,3`
+seed_list = number_list("seeds", "1,2,3")  # `--seeds 1,2,3`
 
 
 def add_folds_argument(parser: argparse.ArgumentParser, what: str) -> None:

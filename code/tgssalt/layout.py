@@ -44,6 +44,7 @@ BLEND_SUFFIX = "-blend"
 BLEND_EXPERIMENT = "blends"  # the MLflow experiment of every blend, to compare them side by side
 MAX_BLEND_NAME = 100  # longer member lists are named by a digest (file names stay short)
 ROUND_SUFFIX = "-pseudo"
+SEED_INFIX = "-seed"
 _FOLD_RUN = re.compile(rf"^(?P<base>.+){FOLD_SUFFIX}(?P<fold>\d+)$")
 _ROUND_RUN = re.compile(rf"^(?P<root>.+){ROUND_SUFFIX}(?P<round>\d+)$")
 
@@ -59,6 +60,14 @@ def base_run(config: Config) -> str:
     root = run_name(config.name, config.version)
     pseudo = config.data.pseudo_labels
     return round_run(root, parse_round_run(pseudo)[1]) if pseudo else root
+
+
+def seed_name(name: str, seed: int) -> str:
+    """The config `name` of a copy trained under training seed `seed`: `-seed<s>` before the
+    version (`best-%s` -> `best-seed1-%s`), or at the end of a name without `%s`."""
+    if "-%s" in name:
+        return name.replace("-%s", f"{SEED_INFIX}{seed}-%s", 1)
+    return f"{name}{SEED_INFIX}{seed}"
 
 
 def round_run(root: str, round_: int) -> str:
