@@ -42,6 +42,13 @@ def missing_folds(config: Config, outputs_folder: Path) -> list[int]:
     return missing
 
 
+def check_folds_in_range(folds: list[int], config: Config) -> None:
+    """`--folds` (sorted) must name folds the config has."""
+    total = config.crossvalidation.folds
+    if folds[-1] >= total:
+        raise UserError(f"--folds {folds[-1]} is out of range: the config has {total} folds")
+
+
 def visible_gpus() -> list[str]:
     """The GPUs a child process may be pinned to: `CUDA_VISIBLE_DEVICES` when set, else those
     `nvidia-smi -L` lists; none without a GPU driver."""
@@ -70,8 +77,8 @@ def run_folds(
     config = load_config(config_file)
     base = base_run(config)
     total = config.crossvalidation.folds
-    if only is not None and only[-1] >= total:
-        raise UserError(f"--folds {only[-1]} is out of range: the config has {total} folds")
+    if only is not None:
+        check_folds_in_range(only, config)
     missing = [k for k in missing_folds(config, outputs_folder) if only is None or k in only]
     print(f"{base}: {total - len(missing)} of {total} folds complete; training {missing or 'none'}")
     gpus = visible_gpus() if parallel else []

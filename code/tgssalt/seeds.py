@@ -13,8 +13,7 @@ import statistics
 from pathlib import Path
 
 from .config import Config, load_config, override
-from .cross_validation import missing_folds, train_sequential
-from .errors import UserError
+from .cross_validation import check_folds_in_range, missing_folds, train_sequential
 from .layout import Outputs, base_run, fold_run, seed_name
 
 
@@ -42,9 +41,7 @@ def run_seeds(
     """Train `folds` of the config under each seed (what is missing), then print each fold's
     scores with their mean and standard deviation; returns {fold: {seed: score}}."""
     config = load_config(config_file)
-    total = config.crossvalidation.folds
-    if folds[-1] >= total:
-        raise UserError(f"--folds {folds[-1]} is out of range: the config has {total} folds")
+    check_folds_in_range(folds, config)
     copies = {seed: seed_config(config, seed) for seed in seeds}
     for seed, copy in copies.items():
         missing = [k for k in missing_folds(copy, outputs_folder) if k in folds]
