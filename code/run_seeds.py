@@ -1,11 +1,14 @@
-"""Train a config's folds under several training seeds and print each fold's mean and std.
+"""Train configs' folds under several training seeds and print each fold's mean and std.
 
     python code/run_seeds.py --config-file code/train-config/best.json --seeds 5678,1,2 --folds 0
+    python code/run_seeds.py --config-file BASELINE.json TECHNIQUE.json ... --seeds 5678,1,2
 
 Each seed is a copy of the config with `seed` and `name` changed (`best-seed1-1-cvfold0`); the
 config's own seed is the config itself. All copies share the config's folds. Complete folds are
 not retrained and an interrupted one resumes, so rerunning the command continues. Folds train one
-after another in this process.
+after another in this process. With several configs (a baseline first), it ends with a Markdown
+table: each config's mean and standard deviation per fold, its change against the baseline and
+its minutes per fold.
 """
 
 import argparse
@@ -20,7 +23,13 @@ from tgssalt.errors import run_cli  # noqa: E402
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", type=Path, required=True, help="JSON training config")
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="JSON training config(s); with several, the first is the baseline of the table",
+    )
     parser.add_argument(
         "--seeds", type=seed_list, required=True, help="comma-separated training seeds, e.g. 1,2,3"
     )

@@ -14,6 +14,18 @@ from tgssalt.layout import Outputs, base_run, fold_run, seed_name
 
 SCORES = {5678: 0.70, 1: 0.74, 2: 0.75}
 CONFIG = {"name": "s-%s", "model": {"start_filters": 4, "depth": 2}}
+TECHNIQUE = {"name": "t-%s", "model": {"start_filters": 4, "depth": 2, "scse": True}}
+GAIN = {"s": 0.0, "t": 0.02}  # the fake's score change per config name
+# what a fold records of its time: 2 min + 3 min of training, 800 images at 40 img/s (20 s)
+# and 2,000 at 50 img/s (40 s) of prediction: 6 minutes in all
+TIMES = {
+    "stage1_seconds": 120.0,
+    "stage2_seconds": 180.0,
+    "validation_images": 800,
+    "validation_predict_images_per_second": 40.0,
+    "test_images": 2000,
+    "test_predict_images_per_second": 50.0,
+}
 
 
 @pytest.fixture
@@ -26,13 +38,15 @@ def trained(tmp_path, monkeypatch):
         for fold in folds:
             run = Outputs(Path(outputs_folder)).run(fold_run(base_run(config), fold))
             run.prepare()
-            run.metrics.write_text(json.dumps({"validation_score": SCORES[config.seed]}))
+            score = SCORES[config.seed] + GAIN[config.name[0]]
+            run.metrics.write_text(json.dumps({"validation_score": score, **TIMES}))
             run.predictions("test").write_bytes(b"")
             calls.append((run.run, config.seed, config.crossvalidation.split_seed))
 
     monkeypatch.setattr(seeds, "train_sequential", fake_train)
     config_file = tmp_path / "s.json"
     config_file.write_text(json.dumps(CONFIG))
+    (tmp_path / "t.json").write_text(json.dumps(TECHNIQUE))
     folders = ["--data-folder", str(tmp_path / "data"), "--outputs-folder", str(tmp_path / "out")]
     return ["--config-file", str(config_file), *folders], calls
 
@@ -77,4 +91,31 @@ def test_a_fold_the_config_lacks_is_a_clear_error(trained):
     flags, calls = trained
     with pytest.raises(UserError, match=r"--folds 4 is out of range: the config has 4 folds"):
         run_seeds.main([*flags, "--seeds", "1", "--folds", "4"])
+    assert calls == []
+
+
+def test_several_configs_end_with_a_table_against_the_first(trained, capsys, tmp_path):
+    flags, calls = trained
+    flags = flags[:2] + [str(tmp_path / "t.json")] + flags[2:]
+    run_seeds.main([*flags, "--seeds", "5678,1,2"])
+    assert sorted(run for run, _, _ in calls) == [
+        "s-1-cvfold0", "s-seed1-1-cvfold0", "s-seed2-1-cvfold0",
+        "t-1-cvfold0", "t-seed1-1-cvfold0", "t-seed2-1-cvfold0",
+    ]  # fmt: skip
+    table = capsys.readouterr().out.split("| config |")[1].splitlines()
+    assert table[2] == "| s-1 | 0.7300 ± 0.0265 (3) | +0.0000 | 6.0 |"
+    assert table[3] == "| t-1 | 0.7500 ± 0.0265 (3) | +0.0200 | 6.0 |"
+
+
+def test_fold_minutes_add_training_and_prediction():
+    assert seeds.fold_minutes(TIMES) == pytest.approx(6.0)
+    assert seeds.fold_minutes({**TIMES, "stage2_seconds": 0.0}) == pytest.approx(3.0)
+
+
+def test_two_configs_with_one_run_name_are_refused(trained, tmp_path):
+    flags, calls = trained
+    (tmp_path / "copy.json").write_text(json.dumps(CONFIG))
+    flags = flags[:2] + [str(tmp_path / "copy.json")] + flags[2:]
+    with pytest.raises(UserError, match=r"copy.json: same run name as .*s.json \(s-1\)"):
+        run_seeds.main([*flags, "--seeds", "1"])
     assert calls == []

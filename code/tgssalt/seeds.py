@@ -1,4 +1,4 @@
-"""One config trained under several training seeds on the same folds, and the spread of scores.
+"""Configs trained under several training seeds on the same folds, and the spread of scores.
 
 One fold of one seed moves by a few hundredths between random streams, so a change is measured
 on 3 seeds of a fold (mean and standard deviation) or on every fold. Each seed is a copy of the
@@ -6,6 +6,8 @@ config with `seed` and `name` changed (`layout.seed_name`: `best-%s` -> `best-se
 config's own seed keeps the config as it is, so a run already trained counts. `seed` drives only
 training (`crossvalidation.split_seed` the folds), so every copy validates on the same images.
 Folds already complete are not retrained and an interrupted one resumes (`cross_validation`).
+Given several configs (a baseline first, then one technique each), it prints a table of every
+config's mean, standard deviation, change against the baseline and minutes per fold.
 """
 
 import json
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from .config import Config, load_config, override
 from .cross_validation import check_folds_in_range, missing_folds, train_sequential
+from .errors import UserError
 from .layout import Outputs, base_run, fold_run, seed_name
 
 
@@ -24,10 +27,21 @@ def seed_config(config: Config, seed: int) -> Config:
     return override(config, {"seed": seed, "name": seed_name(config.name, seed)})
 
 
-def fold_score(config: Config, fold: int, outputs_folder: Path) -> float:
-    """The validation score a complete fold of `config` recorded."""
+def fold_metrics(config: Config, fold: int, outputs_folder: Path) -> dict:
+    """The metrics a complete fold of `config` recorded."""
     run = Outputs(Path(outputs_folder)).run(fold_run(base_run(config), fold))
-    return json.loads(run.metrics.read_text())["validation_score"]
+    return json.loads(run.metrics.read_text())
+
+
+def fold_minutes(metrics: dict) -> float:
+    """Minutes a fold spent training (its epochs, validation passes included) and predicting its
+    validation and test images: the sum of its recorded parts, so a resumed fold's pauses
+    between epochs do not count."""
+    seconds = sum(metrics.get(f"{stage}_seconds", 0.0) for stage in ("stage1", "stage2"))
+    for images in ("validation", "test"):
+        rate = metrics.get(f"{images}_predict_images_per_second")
+        seconds += metrics[f"{images}_images"] / rate if rate else 0.0
+    return seconds / 60
 
 
 def spread(scores: list[float]) -> tuple[float, float]:
@@ -35,21 +49,70 @@ def spread(scores: list[float]) -> tuple[float, float]:
     return statistics.mean(scores), statistics.stdev(scores) if len(scores) > 1 else 0.0
 
 
-def run_seeds(
-    config_file: Path, seeds: list[int], folds: list[int], data_folder: Path, outputs_folder: Path
-) -> dict[int, dict[int, float]]:
-    """Train `folds` of the config under each seed (what is missing), then print each fold's
-    scores with their mean and standard deviation; returns {fold: {seed: score}}."""
-    config = load_config(config_file)
-    check_folds_in_range(folds, config)
+def train_seeds(config: Config, seeds: list[int], folds: list[int], data_folder, outputs_folder):
+    """Train what is missing of `folds` under each seed; returns {fold: {seed: metrics}}."""
     copies = {seed: seed_config(config, seed) for seed in seeds}
     for seed, copy in copies.items():
         missing = [k for k in missing_folds(copy, outputs_folder) if k in folds]
         print(f"{base_run(copy)}: seed {seed}; training folds {missing or 'none'}", flush=True)
         train_sequential(copy, missing, data_folder, outputs_folder)
-    scores = {k: {s: fold_score(c, k, outputs_folder) for s, c in copies.items()} for k in folds}
-    for fold, by_seed in scores.items():
-        mean, std = spread(list(by_seed.values()))
-        listed = ", ".join(f"seed {s} {v:.4f}" for s, v in by_seed.items())
-        print(f"fold {fold}: {listed}; mean {mean:.4f}, std {std:.4f} (n={len(by_seed)})")
-    return scores
+    return {k: {s: fold_metrics(c, k, outputs_folder) for s, c in copies.items()} for k in folds}
+
+
+def seed_stats(by_seed: dict[int, dict]) -> tuple[float, float, int]:
+    """(mean, standard deviation, count) of one fold's validation scores over the seeds."""
+    return (*spread([metrics["validation_score"] for metrics in by_seed.values()]), len(by_seed))
+
+
+def print_spread(config: Config, results: dict[int, dict[int, dict]]) -> None:
+    """One line per fold: each seed's score, their mean and standard deviation."""
+    for fold, by_seed in results.items():
+        listed = ", ".join(f"seed {s} {m['validation_score']:.4f}" for s, m in by_seed.items())
+        mean, std, n = seed_stats(by_seed)
+        print(f"{base_run(config)} fold {fold}: {listed}; mean {mean:.4f}, std {std:.4f} (n={n})")
+
+
+def comparison_table(results: dict[str, dict[int, dict[int, dict]]]) -> str:
+    """A Markdown table of each config (the first is the baseline): per fold the seeds' mean and
+    standard deviation and the change of the mean against the baseline; mean minutes per fold."""
+    folds = list(next(iter(results.values())))
+    head = [f"fold {k} mean ± std (n) | vs first" for k in folds]
+    lines = ["| config | " + " | ".join(head) + " | minutes per fold |"]
+    lines.append("|" + " --- |" * (2 * len(folds) + 2))
+    baseline = {k: seed_stats(by_seed)[0] for k, by_seed in results[next(iter(results))].items()}
+    for name, by_fold in results.items():
+        cells = []
+        for fold, by_seed in by_fold.items():
+            mean, std, n = seed_stats(by_seed)
+            cells.append(f"{mean:.4f} ± {std:.4f} ({n}) | {mean - baseline[fold]:+.4f}")
+        minutes = statistics.mean(fold_minutes(m) for s in by_fold.values() for m in s.values())
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {minutes:.1f} |")
+    return "\n".join(lines)
+
+
+def load_configs(config_files: list[Path], folds: list[int]) -> list[Config]:
+    """The configs, each checked to have `folds`, their run names distinct."""
+    configs = [load_config(path) for path in config_files]
+    names = {}
+    for path, config in zip(config_files, configs, strict=True):
+        check_folds_in_range(folds, config)
+        if base_run(config) in names:
+            raise UserError(
+                f"{path}: same run name as {names[base_run(config)]} ({base_run(config)})"
+            )
+        names[base_run(config)] = path
+    return configs
+
+
+def run_seeds(
+    config_files: list[Path], seeds: list[int], folds: list[int], data_folder, outputs_folder
+) -> dict[str, dict[int, dict[int, dict]]]:
+    """Train `folds` of each config under each seed (what is missing), print each fold's spread
+    and, for several configs, the comparison table; returns {run: {fold: {seed: metrics}}}."""
+    results = {}
+    for config in load_configs(config_files, folds):
+        results[base_run(config)] = train_seeds(config, seeds, folds, data_folder, outputs_folder)
+        print_spread(config, results[base_run(config)])
+    if len(results) > 1:
+        print(comparison_table(results))
+    return results
