@@ -75,11 +75,10 @@ def print_spread(config: Config, results: dict[int, dict[int, dict]]) -> None:
 def comparison_table(results: dict[str, dict[int, dict[int, dict]]]) -> str:
     """A Markdown table of each config (the first is the baseline): per fold the seeds' mean and
     standard deviation and the change of the mean against the baseline; mean minutes per fold."""
-    folds = list(next(iter(results.values())))
-    head = [f"fold {k} mean ± std (n) | vs first" for k in folds]
+    baseline = {k: seed_stats(by_seed)[0] for k, by_seed in next(iter(results.values())).items()}
+    head = [f"fold {k} mean ± std (n) | vs first" for k in baseline]
     lines = ["| config | " + " | ".join(head) + " | minutes per fold |"]
-    lines.append("|" + " --- |" * (2 * len(folds) + 2))
-    baseline = {k: seed_stats(by_seed)[0] for k, by_seed in results[next(iter(results))].items()}
+    lines.append("|" + " --- |" * (2 * len(baseline) + 2))
     for name, by_fold in results.items():
         cells = []
         for fold, by_seed in by_fold.items():
