@@ -122,6 +122,17 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class InitConfig:
+    """Start each fold's model from another config's trained model of the same fold: `name` and
+    `version` are that config's (its runs are `name % version`), `stage` which of its stage
+    models; `name` "" starts from scratch (`init_from.py`)."""
+
+    name: str = ""
+    version: int = 1
+    stage: str = "stage1"
+
+
+@dataclass(frozen=True)
 class Config:
     """A resolved training config. `user_keys` are the dotted keys the config file set."""
 
@@ -138,6 +149,7 @@ class Config:
     tta: TtaConfig = field(default_factory=TtaConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    init: InitConfig = field(default_factory=InitConfig)
     user_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def stage(self, name: str) -> StageConfig:
@@ -161,6 +173,7 @@ _SECTIONS = {
     "tta": TtaConfig,
     "predict": PredictConfig,
     "data": DataConfig,
+    "init": InitConfig,
 }
 _ENCODER_KEYS = {"type", "backbone", "weights"}
 DEFAULTS: dict[str, Any] = Config().to_dict()
@@ -332,6 +345,7 @@ def _validate(config: Config) -> None:
         "must be [low, high, count] with 0 < low <= high < 1 and an int count >= 1",
     )
     _validate_data(config)
+    _validate_init(config)
     _refuse_inapplicable(config)
     models.check_model_config(config)
 
@@ -348,6 +362,18 @@ def _validate_data(config: Config) -> None:
         "data.pseudo_labels",
         f"must name a pseudo-label set '<run>-pseudo<round>' (code/pseudo_label.py), got {name!r}",
     )
+
+
+def _validate_init(config: Config) -> None:
+    """`init.name`: "" or a config name (at most one %s) that makes a plain file name."""
+    name = config.init.name
+    try:
+        run = name % config.init.version if "%" in name else name
+    except (TypeError, ValueError):
+        raise UserError(f"key 'init.name' ({name!r}) must hold at most one %s") from None
+    plain = not any(c in run for c in "/\\") and not run.startswith(".")
+    _require(plain, "init.name", f"must be a config name like 'best-%s', got {name!r}")
+    _require_name(config.init.stage, "init.stage", STAGE_NAMES)
 
 
 def _validate_input(config: Config) -> None:
@@ -428,6 +454,9 @@ def inapplicable_keys(config: Config) -> dict[str, str]:
         else:
             reasons[f"{name}.cycles"] = "applies to schedule 'cosine' only"
         reasons.update(_swa_conflicts(config, name))
+    if not config.init.name:
+        for key in ("version", "stage"):
+            reasons[f"init.{key}"] = "applies with init.name only"
     if config.crossvalidation.folds == 1:
         reasons["data.pseudo_labels"] = "needs crossvalidation.folds >= 2: sets are made per fold"
     return reasons

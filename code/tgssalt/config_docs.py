@@ -119,6 +119,13 @@ DESCRIPTIONS: dict[str, str] = {
     "predict.batch_size": "batch size for validation and prediction",
     "predict.thresholds": "threshold search grid `[low, high, count]` (`numpy.linspace`), with "
     "0 < low <= high < 1",
+    "init.name": "start each fold from another config's trained model of the same fold instead "
+    'of random weights: that config\'s `name` (`""`: from scratch); its run must use the same '
+    "folds. With `stage1.epochs` 0 it trains stage-2 variants on one shared stage 1 (see "
+    "[training.md](training.md#starting-from-another-run))",
+    "init.version": "that config's `version`",
+    "init.stage": "which of its stage models: `stage1` or `stage2` (a single model, not a "
+    "snapshot average)",
     "data.pseudo_labels": "a pseudo-label set `<run>-pseudo<round>` made by "
     '`code/pseudo_label.py` (`""`: none): each fold adds its own fold\'s confident test images '
     "and masks to its training images (never to validation), and the run is named "

@@ -25,6 +25,7 @@ from .data import load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
 from .errors import UserError
 from .inference import compile_for_prediction, predict_folder, predict_probs
+from .init_from import check_init, start_from_init
 from .layout import STAGE_NAMES, Outputs, RunOutputs, base_run, fold_run
 from .lock import fold_lock
 from .metrics import competition_score, threshold_search
@@ -111,6 +112,7 @@ def train_fold(
     assignment = fold_assignment(split_file, data.ids, data.masks, config, fold)
     train_idx, valid_idx = split_indices(assignment, fold)
     pseudo_labels.check_for_training(config, outputs, fold, holdout, data.ids[valid_idx])
+    check_init(config, outputs, fold)
     out.prepare()
     save_split(split_file, data.ids, data.masks, assignment)
     with fold_lock(out.lock, out.run):
@@ -131,6 +133,7 @@ def _train_and_predict(config, out, data, split, data_folder, ids_test) -> dict:
     valid_idx = split[1]
     keras.utils.set_random_seed(config.seed)
     model = build_model(config)
+    start_from_init(model, config, out)
     pseudo = pseudo_labels.training_images(
         config, Outputs(out.root), out.fold, data_folder, out.run
     )

@@ -2,12 +2,13 @@
 
 One fold of one seed moves by a few hundredths between random streams, so a change is measured
 on 3 seeds of a fold (mean and standard deviation) or on every fold. Each seed is a copy of the
-config with `seed` and `name` changed (`layout.seed_name`: `best-%s` -> `best-seed1-%s`); the
-config's own seed keeps the config as it is, so a run already trained counts. `seed` drives only
-training (`crossvalidation.split_seed` the folds), so every copy validates on the same images.
-Folds already complete are not retrained and an interrupted one resumes (`cross_validation`).
-Given several configs (a baseline first, then one technique each), it prints a table of every
-config's mean, standard deviation, change against the baseline and minutes per fold.
+config with `seed` and `name` changed (`layout.seed_name`: `best-%s` -> `best-seed1-%s`; so is
+`init.name`, and each seed starts from its own copy of the init config); the config's own seed
+keeps the config as it is, so a run already trained counts. `seed` drives only training
+(`crossvalidation.split_seed` the folds), so every copy validates on the same images. Folds
+already complete are not retrained and an interrupted one resumes (`cross_validation`). Given
+several configs (a baseline first, then one technique each), it prints a table of every config's
+mean, standard deviation, change against the baseline and minutes per fold.
 """
 
 import json
@@ -24,7 +25,10 @@ def seed_config(config: Config, seed: int) -> Config:
     """`config` under training seed `seed`: itself for its own seed, else a renamed copy."""
     if seed == config.seed:
         return config
-    return override(config, {"seed": seed, "name": seed_name(config.name, seed)})
+    changes = {"seed": seed, "name": seed_name(config.name, seed)}
+    if config.init.name:  # start from the init config's copy under the same seed
+        changes["init"] = {"name": seed_name(config.init.name, seed)}
+    return override(config, changes)
 
 
 def fold_metrics(config: Config, fold: int, outputs_folder: Path) -> dict:
