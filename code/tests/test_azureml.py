@@ -204,6 +204,10 @@ def test_all_folds_by_default_docker_environment_and_data_version():
         ({"config_file": "code/train-config/absent.json"}, "config file not found"),
         ({"entry_script": "absent.py"}, "entry script not found"),
         ({"config_file": str(REPO / "requirements.txt")}, "must be inside"),
+        (
+            {"config_file": "code/train-config/best64-symmetric-lovasz.json"},
+            r"key 'init.name' reads 'best64-%s' from the outputs folder",
+        ),
     ],
 )
 def test_bad_submissions_fail_before_anything_is_built(change, fragment):

@@ -102,6 +102,18 @@ def fold_command(entry: str, config: str, fold: int | str) -> str:
     )
 
 
+def refuse_other_runs(config, config_path: str) -> None:
+    """Refuse a config whose folds read another run's files: a fold job's outputs folder holds
+    its own run only, so the job would fail after the cluster has started."""
+    needs = {"init.name": config.init.name, "data.pseudo_labels": config.data.pseudo_labels}
+    for key, run in needs.items():
+        if run:
+            raise UserError(
+                f"{config_path}: key '{key}' reads {run!r} from the outputs folder, which a fold "
+                "job does not have; train this config locally (run_folds.py)"
+            )
+
+
 @dataclass(frozen=True)
 class Plan:
     """A checked submission: paths relative to code/, the run names and the environment."""
@@ -123,6 +135,7 @@ def plan(spec: RunSpec) -> Plan:
     config_path = in_code_folder(spec.config_file, "config file")
     entry = in_code_folder(spec.entry_script, "entry script")
     config = load_config(CODE_FOLDER / config_path)
+    refuse_other_runs(config, config_path)
     folds = check_folds(spec.folds, config.crossvalidation.folds)
     base = base_run(config)
     runs = {fold: fold_run(base, fold) for fold in folds}
