@@ -323,10 +323,7 @@ def _validate(config: Config) -> None:
     """Range and name checks that a type check cannot do."""
     from . import losses, models, training  # registries; imported late to keep this module light
 
-    try:
-        config.name % config.version if "%" in config.name else config.name
-    except (TypeError, ValueError):
-        raise UserError(f"key 'name' ({config.name!r}) must hold at most one %s") from None
+    _formatted_name(config.name, config.version, "name")
     _require(config.crossvalidation.folds >= 1, "crossvalidation.folds", "must be >= 1")
     split = config.crossvalidation.validation_split
     _require(0 < split < 1, "crossvalidation.validation_split", "must be between 0 and 1")
@@ -356,9 +353,8 @@ def _validate_data(config: Config) -> None:
     from .layout import parse_round_run  # layout imports this module
 
     name = config.data.pseudo_labels
-    plain = not any(c in name for c in "/\\") and not name.startswith(".")
     _require(
-        not name or (plain and parse_round_run(name)[1] >= 1),
+        not name or (_plain_file_name(name) and parse_round_run(name)[1] >= 1),
         "data.pseudo_labels",
         f"must name a pseudo-label set '<run>-pseudo<round>' (code/pseudo_label.py), got {name!r}",
     )
@@ -367,13 +363,24 @@ def _validate_data(config: Config) -> None:
 def _validate_init(config: Config) -> None:
     """`init.name`: "" or a config name (at most one %s) that makes a plain file name."""
     name = config.init.name
-    try:
-        run = name % config.init.version if "%" in name else name
-    except (TypeError, ValueError):
-        raise UserError(f"key 'init.name' ({name!r}) must hold at most one %s") from None
-    plain = not any(c in run for c in "/\\") and not run.startswith(".")
+    run = _formatted_name(name, config.init.version, "init.name")
+    plain = _plain_file_name(run)
     _require(plain, "init.name", f"must be a config name like 'best-%s', got {name!r}")
     _require_name(config.init.stage, "init.stage", STAGE_NAMES)
+
+
+def _formatted_name(name: str, version: int, key: str) -> str:
+    """`name % version` (`name` itself without `%`); an error naming `key` when it does not
+    format."""
+    try:
+        return name % version if "%" in name else name
+    except (TypeError, ValueError):
+        raise UserError(f"key '{key}' ({name!r}) must hold at most one %s") from None
+
+
+def _plain_file_name(name: str) -> bool:
+    """Whether `name` can be a file name inside the outputs folder: no separator, no dot first."""
+    return not any(c in name for c in "/\\") and not name.startswith(".")
 
 
 def _validate_input(config: Config) -> None:
