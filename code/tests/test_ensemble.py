@@ -33,6 +33,7 @@ def test_binarize_empties_small_masks():
     assert masks.dtype == np.uint8
     assert masks.reshape(3, -1).sum(axis=1).tolist() == [0, 25, 0]
     assert binarize(probs, 0.5).reshape(3, -1).sum(axis=1).tolist() == [4, 25, 0]
+    assert binarize(probs[:0], 0.5, min_area=5).shape == (0, 10, 10)  # no images at all
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fakes import config_for, masks_for
 from tgssalt.errors import UserError
-from tgssalt.layout import Outputs, base_run, fold_run, parse_fold_run, run_name
+from tgssalt.layout import Outputs, base_run, fold_run, parse_fold_run, run_name, seed_run
 from tgssalt.splits import TRAIN_ONLY, fold_assignment, save_split, split_indices
 
 IDS = np.array([f"i{k:02d}" for k in range(30)])
@@ -27,6 +27,12 @@ MASKS = masks_for(30, 0)
 def test_parse_fold_run_inverts_fold_run(run: str, parsed: tuple) -> None:
     assert parse_fold_run(run) == parsed
     assert fold_run(*parsed) == run
+
+
+def test_a_seed_copys_run_puts_the_seed_before_the_version_and_keeps_the_round() -> None:
+    assert seed_run("best64-1", 2) == "best64-seed2-1"
+    assert seed_run("best64-1-pseudo1", 2) == "best64-seed2-1-pseudo1"
+    assert seed_run("plain", 3) == "plain-seed3"
 
 
 def test_names_of_a_config_and_its_artifacts(tmp_path: Path) -> None:

@@ -180,6 +180,38 @@ def test_the_ensemble_threshold_and_min_area_binarise_the_masks(source):
     assert masks.sum() == 0  # no probability above 0.95
 
 
+def test_a_set_grows_with_folds_its_source_trains_later(source, capsys):
+    outputs = Outputs(source["outputs"])
+    late = outputs.run(f"{BASE}-cvfold2").predictions("test")
+    late.rename(late.with_suffix(".later"))  # fold 2 not trained yet
+    assert make_pseudo_labels(source["outputs"], BASE)["folds"] == [0, 1]
+    first = outputs.pseudo_set("fake-1-pseudo1").fold(0).read_bytes()
+    late.with_suffix(".later").rename(late)
+    grown = make_pseudo_labels(source["outputs"], BASE)
+    assert grown["folds"] == [0, 1, 2] and grown["selected"] == {"0": 3, "1": 3, "2": 3}
+    assert outputs.pseudo_set("fake-1-pseudo1").fold(0).read_bytes() == first
+    assert len(outputs.pseudo_set("fake-1-pseudo1").summary.read_text().splitlines()) == 4
+    capsys.readouterr()
+    assert make_pseudo_labels(source["outputs"], BASE) == grown
+    assert "made already" in capsys.readouterr().out
+
+
+def test_no_confident_image_makes_an_empty_fold(source):
+    manifest = make_pseudo_labels(source["outputs"], BASE, selection=Selection(0.01, 0.99, 1.0))
+    assert manifest["selected"] == {"0": 0, "1": 0, "2": 0}
+    masks = load_fold(Outputs(source["outputs"]), "fake-1-pseudo1", 1, ("masks",))["masks"]
+    assert masks.shape == (0, 101, 101)
+
+
+def test_a_seed_copy_makes_its_own_seeds_set_before_training(source):
+    from tgssalt.seeds import ensure_pseudo_labels, seed_config
+
+    plain = dataclasses.replace(source["config"], data=DataConfig("fake-1-pseudo1"))
+    assert seed_config(plain, 2).data.pseudo_labels == "fake-seed2-1-pseudo1"
+    ensure_pseudo_labels(plain, [0, 2], source["outputs"])  # the set is missing: made
+    assert load_fold(Outputs(source["outputs"]), "fake-1-pseudo1", 2, ("ids",))["ids"].size == 3
+
+
 def test_training_images_read_the_sets_test_images(source):
     make_pseudo_labels(source["outputs"], BASE)
     config = dataclasses.replace(source["config"], data=DataConfig("fake-1-pseudo1"))

@@ -70,6 +70,16 @@ def seed_name(name: str, seed: int) -> str:
     return f"{name}{SEED_INFIX}{seed}"
 
 
+def seed_run(run: str, seed: int) -> str:
+    """The run that the copy under training seed `seed` of `run`'s config makes, for runs named
+    `<stem>-<version>` (config names ending `-%s`, as `seed_name` renames them): `best64-1` ->
+    `best64-seed1-1`; a pseudo-label round keeps its suffix (`best64-seed1-1-pseudo1`)."""
+    root, round_ = parse_round_run(run)
+    stem, dash, version = root.rpartition("-")
+    seeded = f"{stem}{SEED_INFIX}{seed}-{version}" if dash else f"{root}{SEED_INFIX}{seed}"
+    return round_run(seeded, round_)
+
+
 def round_run(root: str, round_: int) -> str:
     """Round `round_` of run `root`: `root` itself for round 0, else `<root>-pseudo<round>`; also
     the name of the pseudo-label set that round `round_` of `root` trains with."""

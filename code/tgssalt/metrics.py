@@ -104,7 +104,7 @@ def binarize(probs: np.ndarray, threshold: float, min_area: int = 0) -> np.ndarr
     if np.issubdtype(probs.dtype, np.floating):
         threshold = np.asarray(threshold, dtype=probs.dtype)
     masks = probs > threshold
-    area = masks.reshape(len(masks), -1).sum(axis=1)
+    area = masks.sum(axis=tuple(range(1, masks.ndim)))  # also for no images at all
     masks[area < min_area] = False
     return masks.astype(np.uint8)
 

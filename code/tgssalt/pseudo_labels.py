@@ -134,28 +134,41 @@ def make_pseudo_labels(
     if not folds:
         where = outputs.run(base).predictions("test").parent
         raise UserError(f"{where}: no fold test predictions of {base}; train its folds first")
-    settings = {
-        "set": name,
-        "round": round_,
-        "source": base,
-        **asdict(selection),
-        **post_processing(outputs, base, threshold),
-    }
+    settings = {"set": name, "round": round_, "source": base, **asdict(selection)}
+    settings.update(post_processing(outputs, base, threshold))
     existing = _existing(outputs, settings)
-    if existing is not None:
+    made = [] if existing is None else existing["folds"]
+    if existing is not None and set(folds) <= set(made):
+        print(f"{name}: made already ({outputs.pseudo_set(name).manifest}); nothing to do")
         return existing
+    split_file = _split_file(outputs, base)
+    rows = _made_rows(outputs, name) if made else []
+    rows += [
+        _write_fold(outputs, settings, k, r, split_file) for k, r in folds.items() if k not in made
+    ]
+    return _write_manifest(outputs, settings, sorted(rows, key=lambda row: row["fold"]))
+
+
+def _split_file(outputs: Outputs, base: str) -> Path:
+    """The source run's split file, which records each fold's validation ids."""
     split_file = outputs.split_file(base)
     if not split_file.is_file():
         raise UserError(
             f"{split_file}: missing: {base}'s split, needed to record each fold's validation ids"
         )
-    rows = [_write_fold(outputs, settings, k, run, split_file) for k, run in folds.items()]
-    return _write_manifest(outputs, settings, rows)
+    return split_file
+
+
+def _made_rows(outputs: Outputs, name: str) -> list[dict]:
+    """The summary rows of a set's folds made already (its CSV summary), to keep beside new ones."""
+    return pd.read_csv(outputs.pseudo_set(name).summary).to_dict("records")
 
 
 def _existing(outputs: Outputs, settings: dict) -> dict | None:
-    """The manifest of a set made already with `settings`; None when there is none. Another
-    set of that name is an error: a run may have trained with it."""
+    """The manifest of a set made already with `settings` (perhaps from fewer of the source's
+    folds: the missing ones are added, each from its own fold's model, the made ones stay as they
+    are); None when there is none. Another set of that name is an error: a run may have trained
+    with it."""
     path = outputs.pseudo_set(settings["set"]).manifest
     if not path.is_file():
         return None
@@ -167,7 +180,6 @@ def _existing(outputs: Outputs, settings: dict) -> dict | None:
             f"{manifest.get(differ[0])!r} (not {settings[differ[0]]!r}); delete its .json, .csv "
             f"and -cvfold<k>.npz files in {path.parent} to remake it, or pick another --round"
         )
-    print(f"{settings['set']}: made already ({path}); nothing to do")
     return manifest
 
 
@@ -190,7 +202,7 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
             excluded_ids=excluded,
             meta=np.array(json.dumps(fold_meta)),
         )
-    empty = int((masks.reshape(len(masks), -1).max(axis=1, initial=0) == 0).sum())
+    empty = int((~masks.any(axis=tuple(range(1, masks.ndim)))).sum())
     return {
         "fold": fold,
         "source_run": run.run,

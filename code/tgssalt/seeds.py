@@ -3,7 +3,8 @@
 One fold of one seed moves by a few hundredths between random streams, so a change is measured
 on 3 seeds of a fold (mean and standard deviation) or on every fold. Each seed is a copy of the
 config with `seed` and `name` changed (`layout.seed_name`: `best-%s` -> `best-seed1-%s`; so is
-`init.name`, and each seed starts from its own copy of the init config); the config's own seed
+`init.name`, and each seed starts from its own copy of the init config; so is
+`data.pseudo_labels`, and a seed's missing set is made from that seed's run); the config's own seed
 keeps the config as it is, so a run already trained counts. `seed` drives only training
 (`crossvalidation.split_seed` the folds), so every copy validates on the same images. Folds
 already complete are not retrained and an interrupted one resumes (`cross_validation`). Given
@@ -18,7 +19,8 @@ from pathlib import Path
 from .config import Config, load_config, override
 from .cross_validation import check_folds_in_range, missing_folds, train_sequential
 from .errors import UserError
-from .layout import Outputs, base_run, fold_run, seed_name
+from .layout import Outputs, base_run, fold_run, parse_round_run, round_run, seed_name, seed_run
+from .pseudo_labels import make_pseudo_labels
 
 
 def seed_config(config: Config, seed: int) -> Config:
@@ -28,7 +30,22 @@ def seed_config(config: Config, seed: int) -> Config:
     changes = {"seed": seed, "name": seed_name(config.name, seed)}
     if config.init.name:  # start from the init config's copy under the same seed
         changes["init"] = {"name": seed_name(config.init.name, seed)}
+    if config.data.pseudo_labels:  # and train with the pseudo-labels of that seed's run
+        changes["data"] = {"pseudo_labels": seed_run(config.data.pseudo_labels, seed)}
     return override(config, changes)
+
+
+def ensure_pseudo_labels(config: Config, folds: list[int], outputs_folder: Path) -> None:
+    """Make the config's pseudo-label set (a seed copy's, say), or add `folds` to it, from its
+    source run's trained folds with the default selection; a set that has them is left alone."""
+    name = config.data.pseudo_labels
+    if not name:
+        return
+    manifest = Outputs(Path(outputs_folder)).pseudo_set(name).manifest
+    made = json.loads(manifest.read_text())["folds"] if manifest.is_file() else []
+    if set(folds) - set(made):
+        root, round_ = parse_round_run(name)
+        make_pseudo_labels(outputs_folder, round_run(root, round_ - 1), round_)
 
 
 def fold_metrics(config: Config, fold: int, outputs_folder: Path) -> dict:
@@ -59,6 +76,8 @@ def train_seeds(config: Config, seeds: list[int], folds: list[int], data_folder,
     for seed, copy in copies.items():
         missing = [k for k in missing_folds(copy, outputs_folder) if k in folds]
         print(f"{base_run(copy)}: seed {seed}; training folds {missing or 'none'}", flush=True)
+        if missing:
+            ensure_pseudo_labels(copy, missing, outputs_folder)
         train_sequential(copy, missing, data_folder, outputs_folder)
     return {k: {s: fold_metrics(c, k, outputs_folder) for s, c in copies.items()} for k in folds}
 
