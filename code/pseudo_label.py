@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tgssalt.cli import add_outputs_folder_argument  # noqa: E402
+from tgssalt.cli import add_folder_arguments  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="binarise the masks at this probability, no minimum area (default: the run's "
         "ensemble threshold and min_area, else 0.5)",
     )
-    add_outputs_folder_argument(parser)
+    add_folder_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     from tgssalt.pseudo_labels import Selection, make_pseudo_labels
 
     selection = Selection(*args.confidence, args.min_share)
-    make_pseudo_labels(args.outputs_folder, args.run, args.round, selection, args.threshold)
+    make_pseudo_labels(
+        args.outputs_folder, args.data_folder, args.run, args.round, selection, args.threshold
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 from tgssalt.blend import choose, search_weights  # noqa: E402
-from tgssalt.data import read_ids, resolve_data_folder  # noqa: E402
-from tgssalt.ensemble import MIN_AREAS, truth_masks  # noqa: E402
+from tgssalt.data import (  # noqa: E402
+    read_ids,
+    resolve_data_folder,
+    truth_masks,  # noqa: E402
+)
+from tgssalt.ensemble import MIN_AREAS  # noqa: E402
 from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS  # noqa: E402
 
 

@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tgssalt.cross_validation
 import tgssalt.fold_training
@@ -69,9 +70,9 @@ def test_select_confident_applies_the_min_share(selection, kept):
 
 def test_bad_selection_is_refused(tmp_path):
     with pytest.raises(UserError, match="--confidence 0.8 0.2"):
-        make_pseudo_labels(tmp_path, BASE, selection=Selection(0.8, 0.2))
+        make_pseudo_labels(tmp_path, tmp_path, BASE, selection=Selection(0.8, 0.2))
     with pytest.raises(UserError, match="--min-share 0"):
-        make_pseudo_labels(tmp_path, BASE, selection=Selection(min_share=0))
+        make_pseudo_labels(tmp_path, tmp_path, BASE, selection=Selection(min_share=0))
 
 
 def test_round_names_and_set_names(tmp_path):
@@ -130,11 +131,18 @@ def source(tmp_path) -> dict:
         save_predictions(
             Outputs(outputs).run(run).predictions("test"), data["test_ids"], probs, meta
         )
-    return {"data": data, "outputs": outputs, "config": config, "root": tmp_path}
+    data_folder = tmp_path / "data"
+    return {
+        "data": data,
+        "outputs": outputs,
+        "config": config,
+        "root": tmp_path,
+        "data_folder": data_folder,
+    }
 
 
 def test_each_fold_takes_its_own_models_confident_images(source):
-    manifest = make_pseudo_labels(source["outputs"], BASE)
+    manifest = make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
     outputs, test_ids = Outputs(source["outputs"]), source["data"]["test_ids"]
     assert manifest["folds"] == [0, 1, 2] and manifest["selected"] == {"0": 3, "1": 3, "2": 3}
     for fold in range(3):
@@ -151,7 +159,10 @@ def test_each_fold_takes_its_own_models_confident_images(source):
 
 def test_the_recorded_set_round_trips(source):
     made = make_pseudo_labels(
-        source["outputs"], f"{BASE}-ensemble", selection=Selection(min_share=0.8)
+        source["outputs"],
+        source["data_folder"],
+        f"{BASE}-ensemble",
+        selection=Selection(min_share=0.8),
     )
     files = Outputs(source["outputs"]).pseudo_set("fake-1-pseudo1")
     manifest = json.loads(files.manifest.read_text())
@@ -164,40 +175,65 @@ def test_the_recorded_set_round_trips(source):
         "default",
     )
     summary = files.summary.read_text().splitlines()
-    assert summary[0] == "fold,source_run,test_images,selected,selected_fraction,empty_masks"
-    assert summary[1] == "0,fake-1-cvfold0,6,6,1.0,0"
-    assert make_pseudo_labels(source["outputs"], BASE, selection=Selection(min_share=0.8)) == made
+    assert summary[0].startswith("fold,source_run,test_images,selected,selected_fraction,empty_")
+    assert summary[1].startswith("0,fake-1-cvfold0,6,6,1.0,0,")
+    assert (
+        make_pseudo_labels(
+            source["outputs"], source["data_folder"], BASE, selection=Selection(min_share=0.8)
+        )
+        == made
+    )
     with pytest.raises(UserError, match="exists, made with min_share 0.8 \\(not 0.95\\)"):
-        make_pseudo_labels(source["outputs"], BASE)
+        make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
 
 
 def test_the_ensemble_threshold_and_min_area_binarise_the_masks(source):
     summary = Outputs(source["outputs"]).ensemble(BASE).summary
     summary.write_text(json.dumps({"threshold": 0.95, "min_area": 10}))
-    manifest = make_pseudo_labels(source["outputs"], BASE)
+    manifest = make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
     assert (manifest["threshold"], manifest["min_area"]) == (0.95, 10)
     masks = load_fold(Outputs(source["outputs"]), "fake-1-pseudo1", 0, ("masks",))["masks"]
     assert masks.sum() == 0  # no probability above 0.95
+
+
+def test_the_selection_is_scored_on_the_folds_own_validation_images(tmp_path):
+    """Fold 0 validates images 0, 2, 4, 6 (image i in fold i % 2; 0 and 6 empty, 2 and 4 salt):
+    0 and 6 sure and right, 2 unsure (0.5 everywhere: predicted empty), 4 sure and inverted. The
+    selection keeps 0, 4, 6 (3 of 4), scoring (1 + 0 + 1) / 3; the rest (image 2) scores 0."""
+    data = write_data(tmp_path / "data", n_train=8, n_test=2)
+    truth = data["masks"].astype(np.float32)
+    probs = 0.05 + 0.9 * truth
+    probs[2], probs[4] = 0.5, 0.95 - 0.9 * truth[4]
+    config = config_for("v-%s", 1, folds=2)
+    for fold in range(2):
+        write_fold(tmp_path / "out", config, fold, data, probs=probs.astype(np.float16))
+    make_pseudo_labels(tmp_path / "out", tmp_path / "data", "v-1", selection=Selection())
+    rows = pd.read_csv(Outputs(tmp_path / "out").pseudo_set("v-1-pseudo1").summary)
+    assert rows.loc[0, "valid_selected_fraction"] == 0.75
+    assert rows.loc[0, "valid_selected_score"] == pytest.approx(2 / 3)
+    assert rows.loc[0, "valid_rest_score"] == 0.0
 
 
 def test_a_set_grows_with_folds_its_source_trains_later(source, capsys):
     outputs = Outputs(source["outputs"])
     late = outputs.run(f"{BASE}-cvfold2").predictions("test")
     late.rename(late.with_suffix(".later"))  # fold 2 not trained yet
-    assert make_pseudo_labels(source["outputs"], BASE)["folds"] == [0, 1]
+    assert make_pseudo_labels(source["outputs"], source["data_folder"], BASE)["folds"] == [0, 1]
     first = outputs.pseudo_set("fake-1-pseudo1").fold(0).read_bytes()
     late.with_suffix(".later").rename(late)
-    grown = make_pseudo_labels(source["outputs"], BASE)
+    grown = make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
     assert grown["folds"] == [0, 1, 2] and grown["selected"] == {"0": 3, "1": 3, "2": 3}
     assert outputs.pseudo_set("fake-1-pseudo1").fold(0).read_bytes() == first
     assert len(outputs.pseudo_set("fake-1-pseudo1").summary.read_text().splitlines()) == 4
     capsys.readouterr()
-    assert make_pseudo_labels(source["outputs"], BASE) == grown
+    assert make_pseudo_labels(source["outputs"], source["data_folder"], BASE) == grown
     assert "made already" in capsys.readouterr().out
 
 
 def test_no_confident_image_makes_an_empty_fold(source):
-    manifest = make_pseudo_labels(source["outputs"], BASE, selection=Selection(0.01, 0.99, 1.0))
+    manifest = make_pseudo_labels(
+        source["outputs"], source["data_folder"], BASE, selection=Selection(0.01, 0.99, 1.0)
+    )
     assert manifest["selected"] == {"0": 0, "1": 0, "2": 0}
     masks = load_fold(Outputs(source["outputs"]), "fake-1-pseudo1", 1, ("masks",))["masks"]
     assert masks.shape == (0, 101, 101)
@@ -208,12 +244,14 @@ def test_a_seed_copy_makes_its_own_seeds_set_before_training(source):
 
     plain = dataclasses.replace(source["config"], data=DataConfig("fake-1-pseudo1"))
     assert seed_config(plain, 2).data.pseudo_labels == "fake-seed2-1-pseudo1"
-    ensure_pseudo_labels(plain, [0, 2], source["outputs"])  # the set is missing: made
+    ensure_pseudo_labels(
+        plain, [0, 2], source["data_folder"], source["outputs"]
+    )  # the set is missing: made
     assert load_fold(Outputs(source["outputs"]), "fake-1-pseudo1", 2, ("ids",))["ids"].size == 3
 
 
 def test_training_images_read_the_sets_test_images(source):
-    make_pseudo_labels(source["outputs"], BASE)
+    make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
     config = dataclasses.replace(source["config"], data=DataConfig("fake-1-pseudo1"))
     images = training_images(config, Outputs(source["outputs"]), 1, source["root"] / "data", "r")
     test_ids = source["data"]["test_ids"]
@@ -262,7 +300,9 @@ def test_train_fold_with_a_missing_set_fails_before_writing(tmp_path):
 
 
 def test_training_refuses_a_set_that_saw_its_validation_images(source):
-    make_pseudo_labels(source["outputs"], BASE, selection=Selection(min_share=0.8))
+    make_pseudo_labels(
+        source["outputs"], source["data_folder"], BASE, selection=Selection(min_share=0.8)
+    )
     outputs, train_ids = Outputs(source["outputs"]), source["data"]["train_ids"]
     config = dataclasses.replace(source["config"], data=DataConfig("fake-1-pseudo1"))
     check_for_training(config, outputs, 1, False, train_ids[1::3])  # the same split: fine
@@ -271,7 +311,9 @@ def test_training_refuses_a_set_that_saw_its_validation_images(source):
     with pytest.raises(UserError, match="made per cross-validation fold"):
         check_for_training(config, outputs, None, True, train_ids[:2])
     outputs.run(f"{BASE}-cvfold2").predictions("test").unlink()
-    make_pseudo_labels(source["outputs"], BASE, round_=2, selection=Selection(min_share=0.8))
+    make_pseudo_labels(
+        source["outputs"], source["data_folder"], BASE, round_=2, selection=Selection(min_share=0.8)
+    )
     with pytest.raises(UserError, match="set 'fake-1-pseudo2' has no fold 2"):
         check_for_training(
             dataclasses.replace(config, data=DataConfig("fake-1-pseudo2")), outputs, 2, False, []

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import figures
-from .data import read_ids, resolve_data_folder
+from .data import read_ids, resolve_data_folder, truth_masks
 from .ensemble import (
     MIN_AREAS,
     FoldFiles,
@@ -40,7 +40,6 @@ from .ensemble import (
     check_folds,
     find_folds,
     search_grid,
-    truth_masks,
 )
 from .errors import UserError
 from .layout import BLEND_EXPERIMENT, Outputs, blend_run, is_blend_run

@@ -149,6 +149,12 @@ def binary_masks(masks: np.ndarray, folder: Path, ids: np.ndarray) -> np.ndarray
     return (masks > 0).astype(np.uint8)
 
 
+def truth_masks(data_folder: Path, ids: np.ndarray) -> np.ndarray:
+    """The training masks (N, 101, 101) 0/1 of the validation ids, as `load_train` reads."""
+    masks = read_images(Path(data_folder) / "train" / "masks", ids, 1)[..., 0]
+    return (masks > 127).astype(np.uint8)
+
+
 def load_train(data_folder: Path, channels: int = 1) -> Dataset:
     """Load every labelled image and mask listed in `train.csv`, validated."""
     ids = read_ids(data_folder / "train.csv")

@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import figures
 from .competition import DEFAULT_THRESHOLD
-from .data import read_ids, read_images, resolve_data_folder
+from .data import read_ids, resolve_data_folder, truth_masks
 from .errors import UserError
 from .layout import Outputs, any_fold_run, ensemble_run
 from .metrics import (
@@ -175,12 +175,6 @@ def mean_test_probs(folds: list[FoldFiles], alignments: list, n_images: int) -> 
             total = np.zeros(probs.shape, dtype=np.float32)
         total += probs[index]
     return total / len(folds)
-
-
-def truth_masks(data_folder: Path, ids: np.ndarray) -> np.ndarray:
-    """The training masks (N, 101, 101) 0/1 of the validation ids, as `data.load_train` reads."""
-    masks = read_images(Path(data_folder) / "train" / "masks", ids, 1)[..., 0]
-    return (masks > 127).astype(np.uint8)
 
 
 def oof_scores(

@@ -33,9 +33,10 @@ import pandas as pd
 from .atomic import atomic_path, write_text
 from .competition import DEFAULT_THRESHOLD
 from .config import Config
+from .data import resolve_data_folder, truth_masks
 from .errors import UserError
 from .layout import Outputs, cv_run, parse_round_run, round_run
-from .metrics import binarize
+from .metrics import binarize, image_scores
 from .predictions import load_predictions
 from .splits import validation_ids
 
@@ -119,13 +120,15 @@ def post_processing(outputs: Outputs, base: str, threshold: float | None) -> dic
 
 def make_pseudo_labels(
     outputs_folder: Path,
+    data_folder: Path,
     source: str,
     round_: int | None = None,
     selection: Selection | None = None,
     threshold: float | None = None,
 ) -> dict:
     """Make (or find, when made already with the same settings) the pseudo-label set of run
-    `source`'s folds; return its manifest."""
+    `source`'s folds; return its manifest. `data_folder` holds the labelled masks that score the
+    selection out of fold (`selection_check`)."""
     selection = selection or Selection()
     selection.check()
     outputs = Outputs(Path(outputs_folder))
@@ -143,9 +146,10 @@ def make_pseudo_labels(
         return existing
     split_file = _split_file(outputs, base)
     rows = _made_rows(outputs, name) if made else []
-    rows += [
-        _write_fold(outputs, settings, k, r, split_file) for k, r in folds.items() if k not in made
-    ]
+    for fold, run in folds.items():
+        if fold not in made:
+            row = _write_fold(outputs, settings, fold, run, split_file)
+            rows.append({**row, **selection_check(run, data_folder, settings)})
     return _write_manifest(outputs, settings, sorted(rows, key=lambda row: row["fold"]))
 
 
@@ -213,6 +217,21 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
     }
 
 
+def selection_check(run, data_folder: Path, settings: dict) -> dict:
+    """The selection applied to the fold's own validation predictions and scored against their
+    masks: the share it keeps and the mean competition score of the kept masks against the rest,
+    an out-of-fold estimate of how good the test images' pseudo-labels are (NaN: none kept)."""
+    ids, probs, _ = load_predictions(run.predictions("valid"))
+    keep = select_confident(probs, Selection(*(settings[k] for k in ("low", "high", "min_share"))))
+    masks = binarize(probs, settings["threshold"], settings["min_area"])
+    scores = image_scores(truth_masks(resolve_data_folder(data_folder), ids), masks)
+    return {
+        "valid_selected_fraction": float(keep.mean()) if len(ids) else 0.0,
+        "valid_selected_score": float(scores[keep].mean()) if keep.any() else float("nan"),
+        "valid_rest_score": float(scores[~keep].mean()) if (~keep).any() else float("nan"),
+    }
+
+
 def _write_manifest(outputs: Outputs, settings: dict, rows: list[dict]) -> dict:
     """Write the CSV summary, then the manifest that marks the set complete; say what it holds."""
     files = outputs.pseudo_set(settings["set"])
@@ -230,7 +249,9 @@ def _write_manifest(outputs: Outputs, settings: dict, rows: list[dict]) -> dict:
     for row in rows:
         print(
             f"{settings['set']}: fold {row['fold']}: {row['selected']} of {row['test_images']} "
-            f"test images confident ({row['empty_masks']} empty masks) from {row['source_run']}"
+            f"test images confident ({row['empty_masks']} empty masks) from {row['source_run']}; "
+            f"on its validation images it keeps {row['valid_selected_fraction']:.0%}, scoring "
+            f"{row['valid_selected_score']:.4f} against {row['valid_rest_score']:.4f} for the rest"
         )
     print(f"{settings['set']}: wrote {files.manifest} (round {settings['round']})")
     return manifest

@@ -34,7 +34,7 @@ def run_rounds(
         raise UserError(f"--rounds {last_round}: {base_run(config)} is round {first} already")
     summary = train_round(Path(config_file), config, data_folder, outputs_folder, parallel)
     for round_ in range(first + 1, last_round + 1):
-        made = make_pseudo_labels(outputs_folder, base_run(config), round_, selection)
+        made = make_pseudo_labels(outputs_folder, data_folder, base_run(config), round_, selection)
         config = override(config, {"data": {"pseudo_labels": made["set"]}})
         round_file = Outputs(Path(outputs_folder)).round_config(base_run(config))
         save_config(config, round_file)

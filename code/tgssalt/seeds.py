@@ -35,7 +35,7 @@ def seed_config(config: Config, seed: int) -> Config:
     return override(config, changes)
 
 
-def ensure_pseudo_labels(config: Config, folds: list[int], outputs_folder: Path) -> None:
+def ensure_pseudo_labels(config: Config, folds: list[int], data_folder, outputs_folder) -> None:
     """Make the config's pseudo-label set (a seed copy's, say), or add `folds` to it, from its
     source run's trained folds with the default selection; a set that has them is left alone."""
     name = config.data.pseudo_labels
@@ -45,7 +45,7 @@ def ensure_pseudo_labels(config: Config, folds: list[int], outputs_folder: Path)
     made = json.loads(manifest.read_text())["folds"] if manifest.is_file() else []
     if set(folds) - set(made):
         root, round_ = parse_round_run(name)
-        make_pseudo_labels(outputs_folder, round_run(root, round_ - 1), round_)
+        make_pseudo_labels(outputs_folder, data_folder, round_run(root, round_ - 1), round_)
 
 
 def fold_metrics(config: Config, fold: int, outputs_folder: Path) -> dict:
@@ -77,7 +77,7 @@ def train_seeds(config: Config, seeds: list[int], folds: list[int], data_folder,
         missing = [k for k in missing_folds(copy, outputs_folder) if k in folds]
         print(f"{base_run(copy)}: seed {seed}; training folds {missing or 'none'}", flush=True)
         if missing:
-            ensure_pseudo_labels(copy, missing, outputs_folder)
+            ensure_pseudo_labels(copy, missing, data_folder, outputs_folder)
         train_sequential(copy, missing, data_folder, outputs_folder)
     return {k: {s: fold_metrics(c, k, outputs_folder) for s, c in copies.items()} for k in folds}
 
