@@ -193,7 +193,7 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
     ids, probs, meta = load_predictions(run.predictions("test"))
     if meta.get("run") != run.run or meta.get("split") != "test":
         raise UserError(f"{run.predictions('test')}: metadata names {meta.get('run')!r}")
-    keep = select_confident(probs, Selection(*(settings[k] for k in ("low", "high", "min_share"))))
+    keep = select_confident(probs, _selection(settings))
     masks = binarize(probs[keep], settings["threshold"], settings["min_area"])
     excluded = np.array(sorted(validation_ids(split_file, fold)), dtype=str)
     fold_meta = {**settings, "fold": fold, "source_run": run.run, "test_images": len(ids)}
@@ -217,12 +217,17 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
     }
 
 
+def _selection(settings: dict) -> Selection:
+    """The selection a set's settings record."""
+    return Selection(*(settings[k] for k in ("low", "high", "min_share")))
+
+
 def selection_check(run, data_folder: Path, settings: dict) -> dict:
     """The selection applied to the fold's own validation predictions and scored against their
     masks: the share it keeps and the mean competition score of the kept masks against the rest,
     an out-of-fold estimate of how good the test images' pseudo-labels are (NaN: none kept)."""
     ids, probs, _ = load_predictions(run.predictions("valid"))
-    keep = select_confident(probs, Selection(*(settings[k] for k in ("low", "high", "min_share"))))
+    keep = select_confident(probs, _selection(settings))
     masks = binarize(probs, settings["threshold"], settings["min_area"])
     scores = image_scores(truth_masks(resolve_data_folder(data_folder), ids), masks)
     return {

@@ -20,7 +20,7 @@ from .config import Config, load_config, override
 from .cross_validation import check_folds_in_range, missing_folds, train_sequential
 from .errors import UserError
 from .layout import Outputs, base_run, fold_run, parse_round_run, round_run, seed_name, seed_run
-from .pseudo_labels import make_pseudo_labels
+from .pseudo_labels import load_manifest, make_pseudo_labels
 
 
 def seed_config(config: Config, seed: int) -> Config:
@@ -41,8 +41,10 @@ def ensure_pseudo_labels(config: Config, folds: list[int], data_folder, outputs_
     name = config.data.pseudo_labels
     if not name:
         return
-    manifest = Outputs(Path(outputs_folder)).pseudo_set(name).manifest
-    made = json.loads(manifest.read_text())["folds"] if manifest.is_file() else []
+    outputs = Outputs(Path(outputs_folder))
+    made = (
+        load_manifest(outputs, name)["folds"] if outputs.pseudo_set(name).manifest.is_file() else []
+    )
     if set(folds) - set(made):
         root, round_ = parse_round_run(name)
         make_pseudo_labels(outputs_folder, data_folder, round_run(root, round_ - 1), round_)
