@@ -2,10 +2,11 @@
 
     python code/pseudo_label.py --run unet-resnet-1
 
-Keeps, per fold, the test images that fold's own model is confident about (a share of at least
---min-share of their pixels below LOW or above HIGH) with their binarised masks, as the set
-outputs/pseudo/<root>-pseudo<round>.json (+ .csv, -cvfold<k>.npz). A config trains with it
-through `"data": {"pseudo_labels": "<root>-pseudo<round>"}`.
+Keeps, per fold, the test images that fold's own model is confident about (by default a share
+of at least --min-share of their pixels below LOW or above HIGH; see --criterion) with their
+binarised masks, as the set outputs/pseudo/<root>-pseudo<round>.json (+ .csv,
+-cvfold<k>.npz). A config trains with it through
+`"data": {"pseudo_labels": "<root>-pseudo<round>"}`.
 """
 
 import argparse
@@ -42,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--confidence LOW HIGH` and `--min-share`: which test images become pseudo-labels."""
+    """`--confidence LOW HIGH`, `--min-share`, `--criterion`: which test images become
+    pseudo-labels."""
     parser.add_argument(
         "--confidence",
         nargs=2,
@@ -55,7 +57,14 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-share",
         type=float,
         default=0.95,
-        help="keep an image when at least this share of its pixels is confident (default 0.95)",
+        help="keep an image when at least this share of its pixels is confident (share), or "
+        "when its masks at LOW and HIGH overlap at least this much (salt_iou; default 0.95)",
+    )
+    parser.add_argument(
+        "--criterion",
+        default="share",
+        help="share: most pixels outside the band (1st place's); salt_iou: masks with salt "
+        "whose outline barely moves across the band (default share)",
     )
 
 
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from tgssalt.pseudo_labels import Selection, make_pseudo_labels
 
-    selection = Selection(*args.confidence, args.min_share)
+    selection = Selection(*args.confidence, args.min_share, args.criterion)
     make_pseudo_labels(
         args.outputs_folder, args.data_folder, args.run, args.round, selection, args.threshold
     )

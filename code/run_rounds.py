@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from tgssalt.pseudo_labels import Selection
     from tgssalt.pseudo_rounds import run_rounds
 
-    selection = Selection(*args.confidence, args.min_share)
+    selection = Selection(*args.confidence, args.min_share, args.criterion)
     run_rounds(
         args.config_file,
         args.rounds,

@@ -21,10 +21,12 @@ from tgssalt.config import DataConfig, resolve_config
 from tgssalt.data import Dataset
 from tgssalt.errors import UserError, run_cli
 from tgssalt.layout import Outputs, base_run, parse_round_run, round_run
+from tgssalt.metrics import binarize
 from tgssalt.predictions import save_predictions
 from tgssalt.pseudo_labels import (
     PseudoImages,
     Selection,
+    band_mask_iou,
     check_for_training,
     confident_share,
     load_fold,
@@ -65,7 +67,35 @@ def test_confident_share_counts_pixels_outside_the_band():
     ],
 )
 def test_select_confident_applies_the_min_share(selection, kept):
-    assert select_confident(_hand_made_probs(), selection).tolist() == kept
+    probs = _hand_made_probs()
+    assert select_confident(probs, selection, binarize(probs, 0.5)).tolist() == kept
+
+
+def _outline_probs() -> np.ndarray:
+    """Four 4x5 images: empty and sure; 10 salt pixels at 0.95; the same plus 5 at 0.5 (masks of
+    10 and 15 pixels at 0.3 and 0.7: IoU 2/3); all 20 pixels at 0.5 (IoU 0)."""
+    probs = np.full((4, 4, 5), 0.1, dtype=np.float16)
+    probs[1:3, :2] = 0.95
+    probs[2, 2] = 0.5
+    probs[3] = 0.5
+    return probs
+
+
+def test_band_mask_iou_measures_how_far_the_outline_moves():
+    np.testing.assert_allclose(band_mask_iou(_outline_probs(), 0.3, 0.7), [1, 1, 2 / 3, 0])
+    np.testing.assert_allclose(band_mask_iou(_outline_probs(), 0.05, 0.7), [0, 0.5, 0.5, 0])
+
+
+@pytest.mark.parametrize(
+    ("min_share", "kept"),
+    [(0.6, [False, True, True, False]), (0.8, [False, True, False, False])],
+)
+def test_salt_iou_keeps_stable_salt_masks_and_never_empty_ones(min_share, kept):
+    probs = _outline_probs()
+    selection = Selection(0.3, 0.7, min_share, "salt_iou")
+    assert select_confident(probs, selection, binarize(probs, 0.4)).tolist() == kept
+    no_salt = np.zeros(probs.shape, dtype=np.uint8)  # the labels decide what holds salt
+    assert not select_confident(probs, selection, no_salt).any()
 
 
 def test_bad_selection_is_refused(tmp_path):
@@ -73,6 +103,8 @@ def test_bad_selection_is_refused(tmp_path):
         make_pseudo_labels(tmp_path, tmp_path, BASE, selection=Selection(0.8, 0.2))
     with pytest.raises(UserError, match="--min-share 0"):
         make_pseudo_labels(tmp_path, tmp_path, BASE, selection=Selection(min_share=0))
+    with pytest.raises(UserError, match="--criterion 'iou': known are share, salt_iou"):
+        make_pseudo_labels(tmp_path, tmp_path, BASE, selection=Selection(criterion="iou"))
 
 
 def test_round_names_and_set_names(tmp_path):
@@ -185,6 +217,16 @@ def test_the_recorded_set_round_trips(source):
     )
     with pytest.raises(UserError, match="exists, made with min_share 0.8 \\(not 0.95\\)"):
         make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
+    salt_iou = Selection(min_share=0.8, criterion="salt_iou")
+    with pytest.raises(UserError, match="made with criterion 'share' \\(not 'salt_iou'\\)"):
+        make_pseudo_labels(source["outputs"], source["data_folder"], BASE, selection=salt_iou)
+
+
+def test_a_set_recorded_without_a_criterion_was_made_by_share(source):
+    made = make_pseudo_labels(source["outputs"], source["data_folder"], BASE)
+    manifest = Outputs(source["outputs"]).pseudo_set("fake-1-pseudo1").manifest
+    manifest.write_text(json.dumps({k: v for k, v in made.items() if k != "criterion"}))
+    assert make_pseudo_labels(source["outputs"], source["data_folder"], BASE)["folds"] == [0, 1, 2]
 
 
 def test_the_ensemble_threshold_and_min_area_binarise_the_masks(source):
@@ -329,6 +371,25 @@ def test_pseudo_label_script_reports_a_run_without_folds(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no fold test predictions of none-1" in err
     assert err.count("\n") == 1
+
+
+def test_pseudo_label_script_passes_the_criterion(source):
+    import pseudo_label
+
+    folders = [
+        "--outputs-folder",
+        str(source["outputs"]),
+        "--data-folder",
+        str(source["data_folder"]),
+    ]
+    argv = ["--run", BASE, "--criterion", "salt_iou", "--confidence", "0.3", "0.7", *folders]
+    pseudo_label.main([*argv, "--min-share", "0.9"])
+    manifest = json.loads(
+        Outputs(source["outputs"]).pseudo_set("fake-1-pseudo1").manifest.read_text()
+    )
+    assert (manifest["criterion"], manifest["low"], manifest["min_share"]) == ("salt_iou", 0.3, 0.9)
+    # every image has salt on its top half; unsure columns (0.5) sit inside the band: IoU 0.8
+    assert manifest["selected"] == {"0": 3, "1": 3, "2": 3}
 
 
 CHAIN = {

@@ -1,11 +1,15 @@
 """Pseudo-labels: a finished cross-validation run's confident test predictions, as training masks
 for the next round (the 2018 winners called pseudo-labelling a major factor).
 
-Selection. A test image is confident when the share of its pixels with a probability below `low`
-or above `high` (0.2 and 0.8 by default) is at least `min_share` (0.95): the model is sure of
-nearly every pixel, salt or not. A kept image's mask is its probabilities binarised with the
-run's ensemble threshold and minimum salt area (`models/<base>-ensemble.json`), or without that
-file with threshold 0.5 and no minimum area.
+Selection (`CRITERIA`). A kept image's mask is its probabilities binarised with the run's ensemble
+threshold and minimum salt area (`models/<base>-ensemble.json`), or without that file with
+threshold 0.5 and no minimum area. Which images are kept:
+- `share` (1st place's): the share of its pixels with a probability below `low` or above `high`
+  (0.2 and 0.8 by default) is at least `min_share` (0.95): the model is sure of nearly every
+  pixel, salt or not.
+- `salt_iou`: its mask holds salt, and its masks at `low` and at `high` overlap with an IoU of
+  at least `min_share`: the salt's outline barely moves across the band. Empty masks are never
+  kept: a model that misses small salt bodies is confidently wrong about them.
 
 Honest out of fold. In K-fold cross-validation every fold model j != k trained on fold k's
 validation images. Pseudo-labels averaged over the folds would carry those images' labels into
@@ -46,18 +50,21 @@ CHUNK = 512  # images per step of the confidence count: bounds the temporary boo
 
 @dataclass(frozen=True)
 class Selection:
-    """Which test images become pseudo-labels: those whose share of pixels with probability
-    below `low` or above `high` is at least `min_share`."""
+    """Which test images become pseudo-labels: those `criterion` keeps (a name in `CRITERIA`)
+    with the band (`low`, `high`) and the minimum `min_share` (a share of pixels or an IoU)."""
 
     low: float = 0.2
     high: float = 0.8
     min_share: float = 0.95
+    criterion: str = "share"
 
     def check(self) -> None:
         if not 0 < self.low <= self.high < 1:
             raise UserError(f"--confidence {self.low} {self.high}: need 0 < LOW <= HIGH < 1")
         if not 0 < self.min_share <= 1:
             raise UserError(f"--min-share {self.min_share}: need a share in (0, 1]")
+        if self.criterion not in CRITERIA:
+            raise UserError(f"--criterion {self.criterion!r}: known are {', '.join(CRITERIA)}")
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,34 @@ def confident_share(probs: np.ndarray, low: float, high: float) -> np.ndarray:
     return share
 
 
-def select_confident(probs: np.ndarray, selection: Selection) -> np.ndarray:
-    """A boolean per image: is it confident enough to be a pseudo-label?"""
+def band_mask_iou(probs: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Per image, the IoU of its masks `probs > low` and `probs > high` (1 when both are empty):
+    how far the mask's outline moves across the band."""
+    lo, hi = np.asarray(low, probs.dtype), np.asarray(high, probs.dtype)
+    iou = np.empty(len(probs), dtype=np.float64)
+    for start in range(0, len(probs), CHUNK):
+        part = probs[start : start + CHUNK].reshape(min(CHUNK, len(probs) - start), -1)
+        inner, outer = (part > hi).sum(axis=1), (part > lo).sum(axis=1)  # inner lies in outer
+        iou[start : start + CHUNK] = np.where(outer == 0, 1.0, inner / np.maximum(outer, 1))
+    return iou
+
+
+def _share_keeps(probs: np.ndarray, masks: np.ndarray, selection: "Selection") -> np.ndarray:
     return confident_share(probs, selection.low, selection.high) >= selection.min_share
+
+
+def _salt_iou_keeps(probs: np.ndarray, masks: np.ndarray, selection: "Selection") -> np.ndarray:
+    salt = masks.reshape(len(masks), -1).any(axis=1)
+    return salt & (band_mask_iou(probs, selection.low, selection.high) >= selection.min_share)
+
+
+# name -> keep(probs, masks, selection): a boolean per image; `masks` are the binarised labels
+CRITERIA = {"share": _share_keeps, "salt_iou": _salt_iou_keeps}
+
+
+def select_confident(probs: np.ndarray, selection: Selection, masks: np.ndarray) -> np.ndarray:
+    """A boolean per image: is it confident enough to be a pseudo-label with mask `masks`?"""
+    return CRITERIA[selection.criterion](probs, masks, selection)
 
 
 def set_name(source: str, round_: int | None) -> tuple[str, str, int]:
@@ -176,7 +208,7 @@ def _existing(outputs: Outputs, settings: dict) -> dict | None:
     path = outputs.pseudo_set(settings["set"]).manifest
     if not path.is_file():
         return None
-    manifest = json.loads(path.read_text())
+    manifest = {"criterion": "share", **json.loads(path.read_text())}
     differ = [k for k, v in settings.items() if manifest.get(k) != v]
     if differ:
         raise UserError(
@@ -193,8 +225,9 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
     ids, probs, meta = load_predictions(run.predictions("test"))
     if meta.get("run") != run.run or meta.get("split") != "test":
         raise UserError(f"{run.predictions('test')}: metadata names {meta.get('run')!r}")
-    keep = select_confident(probs, _selection(settings))
-    masks = binarize(probs[keep], settings["threshold"], settings["min_area"])
+    masks = binarize(probs, settings["threshold"], settings["min_area"])
+    keep = select_confident(probs, _selection(settings), masks)
+    masks = masks[keep]
     excluded = np.array(sorted(validation_ids(split_file, fold)), dtype=str)
     fold_meta = {**settings, "fold": fold, "source_run": run.run, "test_images": len(ids)}
     with atomic_path(outputs.pseudo_set(settings["set"]).fold(fold)) as tmp:
@@ -218,8 +251,8 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
 
 
 def _selection(settings: dict) -> Selection:
-    """The selection a set's settings record."""
-    return Selection(*(settings[k] for k in ("low", "high", "min_share")))
+    """The selection a set's settings record (sets made before criteria existed: `share`)."""
+    return Selection(**{k: settings.get(k, v) for k, v in asdict(Selection()).items()})
 
 
 def selection_check(run, data_folder: Path, settings: dict) -> dict:
@@ -227,8 +260,8 @@ def selection_check(run, data_folder: Path, settings: dict) -> dict:
     masks: the share it keeps and the mean competition score of the kept masks against the rest,
     an out-of-fold estimate of how good the test images' pseudo-labels are (NaN: none kept)."""
     ids, probs, _ = load_predictions(run.predictions("valid"))
-    keep = select_confident(probs, _selection(settings))
     masks = binarize(probs, settings["threshold"], settings["min_area"])
+    keep = select_confident(probs, _selection(settings), masks)
     scores = image_scores(truth_masks(resolve_data_folder(data_folder), ids), masks)
     return {
         "valid_selected_fraction": float(keep.mean()) if len(ids) else 0.0,
