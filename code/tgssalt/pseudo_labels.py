@@ -208,7 +208,7 @@ def _existing(outputs: Outputs, settings: dict) -> dict | None:
     path = outputs.pseudo_set(settings["set"]).manifest
     if not path.is_file():
         return None
-    manifest = {"criterion": "share", **json.loads(path.read_text())}
+    manifest = {"criterion": Selection.criterion, **json.loads(path.read_text())}
     differ = [k for k, v in settings.items() if manifest.get(k) != v]
     if differ:
         raise UserError(
