@@ -76,28 +76,37 @@ class PseudoImages:
     masks: np.ndarray  # (N, 101, 101) 0/1 uint8
 
 
-def confident_share(probs: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Per image, the share of pixels with probability < `low` or > `high`, compared in the
-    probabilities' dtype (as `metrics.binarize` compares its threshold)."""
-    lo, hi = np.asarray(low, probs.dtype), np.asarray(high, probs.dtype)
-    share = np.empty(len(probs), dtype=np.float64)
+def _per_image(probs: np.ndarray, statistic) -> np.ndarray:
+    """`statistic` of each image's flattened pixels (a 2-D array in, one value per row out),
+    CHUNK images at a time to bound the temporary arrays."""
+    values = np.empty(len(probs), dtype=np.float64)
     for start in range(0, len(probs), CHUNK):
         part = probs[start : start + CHUNK]
-        sure = (part < lo) | (part > hi)
-        share[start : start + CHUNK] = sure.reshape(len(part), -1).mean(axis=1)
-    return share
+        values[start : start + CHUNK] = statistic(part.reshape(len(part), -1))
+    return values
+
+
+def _band(probs: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """The band's edges in the probabilities' dtype (as `metrics.binarize` compares)."""
+    return np.asarray(low, probs.dtype), np.asarray(high, probs.dtype)
+
+
+def confident_share(probs: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Per image, the share of pixels with probability < `low` or > `high`."""
+    lo, hi = _band(probs, low, high)
+    return _per_image(probs, lambda pixels: ((pixels < lo) | (pixels > hi)).mean(axis=1))
 
 
 def band_mask_iou(probs: np.ndarray, low: float, high: float) -> np.ndarray:
     """Per image, the IoU of its masks `probs > low` and `probs > high` (1 when both are empty):
     how far the mask's outline moves across the band."""
-    lo, hi = np.asarray(low, probs.dtype), np.asarray(high, probs.dtype)
-    iou = np.empty(len(probs), dtype=np.float64)
-    for start in range(0, len(probs), CHUNK):
-        part = probs[start : start + CHUNK].reshape(min(CHUNK, len(probs) - start), -1)
-        inner, outer = (part > hi).sum(axis=1), (part > lo).sum(axis=1)  # inner lies in outer
-        iou[start : start + CHUNK] = np.where(outer == 0, 1.0, inner / np.maximum(outer, 1))
-    return iou
+    lo, hi = _band(probs, low, high)
+
+    def iou(pixels: np.ndarray) -> np.ndarray:
+        inner, outer = (pixels > hi).sum(axis=1), (pixels > lo).sum(axis=1)  # inner in outer
+        return np.where(outer == 0, 1.0, inner / np.maximum(outer, 1))
+
+    return _per_image(probs, iou)
 
 
 def _share_keeps(probs: np.ndarray, masks: np.ndarray, selection: "Selection") -> np.ndarray:
@@ -208,7 +217,7 @@ def _existing(outputs: Outputs, settings: dict) -> dict | None:
     path = outputs.pseudo_set(settings["set"]).manifest
     if not path.is_file():
         return None
-    manifest = {"criterion": Selection.criterion, **json.loads(path.read_text())}
+    manifest = _with_selection_defaults(json.loads(path.read_text()))
     differ = [k for k, v in settings.items() if manifest.get(k) != v]
     if differ:
         raise UserError(
@@ -250,9 +259,16 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
     }
 
 
+def _with_selection_defaults(settings: dict) -> dict:
+    """A set's recorded settings with `Selection`'s defaults for keys it lacks (sets made before
+    `criterion` existed were made by `share`)."""
+    return {**asdict(Selection()), **settings}
+
+
 def _selection(settings: dict) -> Selection:
-    """The selection a set's settings record (sets made before criteria existed: `share`)."""
-    return Selection(**{k: settings.get(k, v) for k, v in asdict(Selection()).items()})
+    """The selection a set's settings record."""
+    full = _with_selection_defaults(settings)
+    return Selection(**{key: full[key] for key in asdict(Selection())})
 
 
 def selection_check(run, data_folder: Path, settings: dict) -> dict:
