@@ -1,6 +1,11 @@
 """From data to a submission: train every missing cross-validation fold, then ensemble them.
 
     python code/run_folds.py --config-file code/train-config/unet-resnet.json
+    python code/run_folds.py --config-file code/train-config/best64-long.json \
+        code/train-config/best64-longer.json
+
+With several configs, each config's folds train and ensemble in turn, then their runs are blended
+(`ensemble.py --run` with its defaults) into outputs/submissions/<a>+<b>-blend-submission.csv.
 
 Folds already complete (metrics and test predictions written) are skipped, so an interrupted run
 resumes where it stopped. With several GPUs visible, folds train in parallel, one per GPU.
@@ -18,9 +23,15 @@ from tgssalt.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line: the config, the folders, and --sequential."""
+    """The command line: the config(s), the folders, and --sequential."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", type=Path, required=True, help="JSON training config")
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="JSON training config; several: train each, then blend their runs",
+    )
     parser.add_argument(
         "--sequential",
         action="store_true",
@@ -32,11 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Train the missing folds, then write the ensemble submission."""
+    """Train the missing folds, then write the ensemble (or blend) submission."""
     args = parse_args(argv)
-    from tgssalt.cross_validation import run_folds
+    from tgssalt.cross_validation import run_recipe
 
-    run_folds(
+    run_recipe(
         args.config_file, args.data_folder, args.outputs_folder, not args.sequential, args.folds
     )
 

@@ -5,6 +5,7 @@ ones: nothing trains.
 """
 
 import dataclasses
+import importlib.util
 import json
 import os
 import stat
@@ -26,6 +27,7 @@ CONFIG = {
     "model": {"start_filters": 2, "depth": 2, "dropout": 0.0},
 }
 BASE = "fake-1"
+CODE = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,41 @@ def test_refuses_folds_of_a_changed_config(setup):
     assert (
         config_difference({"seed": 5678}, config.to_dict()) is None
     )  # keys added later are ignored
+
+
+def test_several_configs_train_then_blend_and_resume(setup, monkeypatch):
+    config_file, data_folder, outputs, trained, _ = setup
+    monkeypatch.setattr(rf, "visible_gpus", lambda: [])
+    other = config_file.with_name("other.json")
+    other.write_text(json.dumps({**CONFIG, "name": "other-%s"}))
+    summary = rf.run_recipe([config_file, other], data_folder, outputs)
+    assert trained == [0, 1, 2, 0, 1, 2]
+    layout = Outputs(outputs)
+    assert layout.ensemble(BASE).submission.is_file()
+    assert layout.ensemble("other-1").submission.is_file()
+    assert summary["run"] == "fake-1+other-1-blend"
+    assert [row["run"] for row in summary["members"]] == [BASE, "other-1"]
+    assert layout.blend(summary["run"]).submission.is_file()
+    rf.run_recipe([config_file, other], data_folder, outputs)  # all complete: nothing retrains
+    assert len(trained) == 6
+
+
+def test_a_repeated_config_fails_before_training(setup):
+    config_file, data_folder, outputs, trained, _ = setup
+    with pytest.raises(UserError, match="--config-file: run fake-1 is named twice"):
+        rf.run_recipe([config_file, config_file], data_folder, outputs)
+    assert trained == [] and not outputs.exists()
+
+
+def test_cli_passes_every_config_file(monkeypatch):
+    calls = []
+    monkeypatch.setattr(rf, "run_recipe", lambda *args: calls.append(args))
+    spec = importlib.util.spec_from_file_location("run_folds_cli", CODE / "run_folds.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    cli.main(["--config-file", "a.json", "b.json", "--sequential", "--folds", "0,1"])
+    config_files, _, _, parallel, only = calls[0]
+    assert config_files == [Path("a.json"), Path("b.json")] and not parallel and only == [0, 1]
 
 
 def test_a_failing_fold_stops_before_the_ensemble(setup, monkeypatch):

@@ -1,4 +1,5 @@
-"""Every cross-validation fold of a config, then their ensemble: what `run_folds.py` runs.
+"""Every cross-validation fold of a config, then their ensemble, and the blend of several
+configs' runs: what `run_folds.py` runs.
 
 A fold is complete when its metrics JSON and test predictions exist (`fold_training.train_fold`
 writes them last), so an interrupted run trains only the missing folds, each resuming from its
@@ -89,6 +90,31 @@ def run_folds(
     from .ensemble import run_ensemble
 
     return run_ensemble(outputs_folder, base, data_folder, only=only)
+
+
+def run_recipe(
+    config_files: list[Path],
+    data_folder: Path,
+    outputs_folder: Path,
+    parallel: bool = True,
+    only: list[int] | None = None,
+) -> dict:
+    """Every config's folds and ensemble (`run_folds`); with several configs, then the blend of
+    their runs, weights and rule tuned out of fold (`blend.run_blend`): a blend recipe as one
+    resumable command. Every config is read first, so a bad or repeated one fails before any
+    training."""
+    bases = [base_run(load_config(path)) for path in config_files]
+    repeated = sorted({base for base in bases if bases.count(base) > 1})
+    if repeated:
+        raise UserError(f"--config-file: run {repeated[0]} is named twice; blend distinct runs")
+    summaries = [
+        run_folds(path, data_folder, outputs_folder, parallel, only) for path in config_files
+    ]
+    if len(bases) == 1:
+        return summaries[0]
+    from .blend import run_blend
+
+    return run_blend(outputs_folder, bases, data_folder, only=only)
 
 
 def train_sequential(config: Config, folds: list[int], data_folder: Path, outputs_folder: Path):
