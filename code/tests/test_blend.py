@@ -85,6 +85,8 @@ def test_tuned_weights_beat_each_member_and_equal_weights(blended):
     assert summary["cross_checked_oof_score_tuned_weights"] == pytest.approx(1.0)
     assert summary["cross_checked_oof_score_equal_weights"] < 1
     assert summary["same_split"] and summary["weight_candidates"] == 11
+    coverage = summary["oof_by_coverage_class"]  # at the tuned weights: nothing lost
+    assert sum(r["images"] for r in coverage) == N_TRAIN and sum(r["loss"] for r in coverage) == 0
 
 
 def test_outputs_are_the_weighted_fold_means(blended):

@@ -81,6 +81,8 @@ def test_min_area_removes_false_positive_blobs(ensembled):
     assert summary["oof_score_threshold_only"] < summary["oof_score"] - 0.2
     assert summary["folds_used"] == [0, 1, 2] and summary["complete"]
     assert summary["oof_images"] == 24 and summary["test_images"] == 6
+    coverage = summary["oof_by_coverage_class"]  # at the chosen rule: nothing lost
+    assert sum(r["images"] for r in coverage) == 24 and sum(r["loss"] for r in coverage) == 0
 
 
 def test_submission_is_the_postprocessed_fold_mean(ensembled):

@@ -13,6 +13,7 @@ from tgssalt.keras_metrics import CompetitionScore, competition_score_ops
 from tgssalt.metrics import (
     competition_score,
     coverage_class,
+    coverage_report,
     image_scores,
     threshold_search,
 )
@@ -102,6 +103,19 @@ def test_coverage_class() -> None:
     masks[4][:] = 1  # 100% -> 10
     np.testing.assert_array_equal(coverage_class(masks), [0, 1, 1, 2, 10])
     assert coverage_class(masks[..., None]).dtype.kind == "i"
+
+
+def test_coverage_report_splits_the_lost_score_by_class() -> None:
+    truth = np.zeros((4, 10, 10), np.uint8)
+    pred = np.zeros_like(truth)
+    pred[1].flat[:1] = 1  # empty truth, one false pixel: 0
+    truth[2].flat[:5] = pred[2].flat[:5] = 1  # 5% found exactly: 1
+    truth[3].flat[:50] = 1  # 50% missed: 0
+    rows = coverage_report(truth, pred)
+    assert [(r["coverage_class"], r["images"]) for r in rows] == [(0, 2), (1, 1), (5, 1)]
+    assert [r["score"] for r in rows] == [0.5, 1.0, 0.0]
+    assert [r["loss"] for r in rows] == [0.25, 0.0, 0.25]
+    assert sum(r["loss"] for r in rows) == pytest.approx(1 - competition_score(truth, pred))
 
 
 def _random_batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

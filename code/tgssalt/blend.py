@@ -39,11 +39,18 @@ from .ensemble import (
     blank_submission,
     check_folds,
     find_folds,
+    print_coverage_report,
     search_grid,
 )
 from .errors import UserError
 from .layout import BLEND_EXPERIMENT, Outputs, blend_run, is_blend_run
-from .metrics import DEFAULT_SEARCH_THRESHOLDS, binarize, competition_score, threshold_area_table
+from .metrics import (
+    DEFAULT_SEARCH_THRESHOLDS,
+    binarize,
+    competition_score,
+    coverage_report,
+    threshold_area_table,
+)
 from .predictions import load_header, load_predictions
 from .splits import read_split
 from .submission import validate_submission, write_submission
@@ -392,11 +399,18 @@ def run_blend(
     truth = truth_masks(data_folder, oof_ids)
     search = search_weights(truth, probs, rule, options["weight_step"], thresholds, min_areas)
     summary = {"run": run, **choose(search, rule), "members": member_scores(search, members)}
+    summary["oof_by_coverage_class"] = oof_coverage(truth, probs, summary)
     ids, test_probs = blended_test_probs(members, summary["weights"])
     masks = binarize(test_probs, summary["threshold"], summary["min_area"])
     summary.update(_description(summary, split, search, truth, masks, options["weight_step"]))
     _write_outputs(Path(outputs_folder), summary, ids, masks, search)
     return summary
+
+
+def oof_coverage(truth, probs: list[np.ndarray], summary: dict) -> list[dict]:
+    """The blend's out-of-fold score lost per coverage class, at its weights and rule."""
+    masks = binarize(blend(probs, summary["weights"]), summary["threshold"], summary["min_area"])
+    return coverage_report(truth, masks)
 
 
 def _announce(run: str, members: list[Member]) -> bool:
@@ -453,6 +467,7 @@ def _write_outputs(out: Path, summary: dict, ids, masks, search: Search) -> None
 
 def _report(summary: dict, submission: Path) -> None:
     """Print each member's and the blend's OOF scores."""
+    print_coverage_report(summary["oof_by_coverage_class"])
     print("weight  oof score  member")
     for weight, row in zip(summary["weights"], summary["members"], strict=True):
         print(f"{weight:>6.2f}  {row['oof_score']:.4f}     {row['run']}")

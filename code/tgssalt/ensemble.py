@@ -30,6 +30,7 @@ from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
     binarize,
     competition_score,
+    coverage_report,
     threshold_area_search,
     threshold_search,
 )
@@ -197,6 +198,7 @@ def oof_scores(
         "fold_validation_scores": fold_scores,
         "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),
         "oof_images": int(len(truth)),
+        "oof_by_coverage_class": coverage_report(truth, binarize(probs, threshold, min_area)),
     }
     return summary, grid
 
@@ -302,9 +304,19 @@ def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -
     print("fold  validation score")
     for fold, score in zip(summary["folds_used"], summary["fold_validation_scores"], strict=True):
         print(f"{fold:>4}  {score:.4f}")
+    print_coverage_report(summary["oof_by_coverage_class"])
     print(
         f"{base}: out-of-fold score {summary['oof_score']:.4f} at threshold "
         f"{summary['threshold']:.3f}, min_area {summary['min_area']} (threshold alone "
         f"{summary['oof_score_threshold_only']:.4f}; mean fold score "
         f"{summary['mean_fold_validation_score']:.4f}); wrote {paths.submission}"
     )
+
+
+def print_coverage_report(rows: list[dict]) -> None:
+    """Print `metrics.coverage_report`'s rows: the out-of-fold score lost per coverage class."""
+    print("salt coverage  images  score  score lost")
+    for row in rows:
+        c = row["coverage_class"]
+        label = "empty" if c == 0 else f"{10 * (c - 1)}-{10 * c}%"
+        print(f"{label:>13}  {row['images']:>6}  {row['score']:.3f}  {row['loss']:.4f}")

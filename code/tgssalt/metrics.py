@@ -208,3 +208,24 @@ def coverage_class(masks: np.ndarray) -> np.ndarray:
     salt = flat.sum(axis=1, dtype=np.int64)
     n_pixels = flat.shape[1]
     return -((-10 * salt) // n_pixels)
+
+
+def coverage_report(truth: np.ndarray, pred: np.ndarray) -> list[dict]:
+    """Where a score is lost: per coverage class of the truth (0 = empty, c = salt over
+    (c - 1) x 10% up to c x 10% of the image), its images, their mean score and the score it
+    loses overall (its images' 1 - score summed, over all images: the losses add up to
+    1 - `competition_score`). Small salt bodies lose the most on TGS."""
+    scores = image_scores(truth, pred)
+    classes = coverage_class(truth)
+    rows = []
+    for c in np.unique(classes):
+        part = scores[classes == c]
+        rows.append(
+            {
+                "coverage_class": int(c),
+                "images": int(part.size),
+                "score": float(part.mean()),
+                "loss": float((1.0 - part).sum() / scores.size),
+            }
+        )
+    return rows
