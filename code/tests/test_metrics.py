@@ -113,6 +113,7 @@ def test_coverage_report_splits_the_lost_score_by_class() -> None:
     truth[3].flat[:50] = 1  # 50% missed: 0
     rows = coverage_report(truth, pred)
     assert [(r["coverage_class"], r["images"]) for r in rows] == [(0, 2), (1, 1), (5, 1)]
+    assert [r["predicted_empty"] for r in rows] == [1, 0, 1]
     assert [r["score"] for r in rows] == [0.5, 1.0, 0.0]
     assert [r["loss"] for r in rows] == [0.25, 0.0, 0.25]
     assert sum(r["loss"] for r in rows) == pytest.approx(1 - competition_score(truth, pred))

@@ -315,8 +315,11 @@ def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -
 
 def print_coverage_report(rows: list[dict]) -> None:
     """Print `metrics.coverage_report`'s rows: the out-of-fold score lost per coverage class."""
-    print("salt coverage  images  score  score lost")
+    print("salt coverage  images  predicted empty  score  score lost")
     for row in rows:
         c = row["coverage_class"]
         label = "empty" if c == 0 else f"{10 * (c - 1)}-{10 * c}%"
-        print(f"{label:>13}  {row['images']:>6}  {row['score']:.3f}  {row['loss']:.4f}")
+        print(
+            f"{label:>13}  {row['images']:>6}  {row['predicted_empty']:>15}  "
+            f"{row['score']:.3f}  {row['loss']:.4f}"
+        )

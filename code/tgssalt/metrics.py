@@ -212,11 +212,13 @@ def coverage_class(masks: np.ndarray) -> np.ndarray:
 
 def coverage_report(truth: np.ndarray, pred: np.ndarray) -> list[dict]:
     """Where a score is lost: per coverage class of the truth (0 = empty, c = salt over
-    (c - 1) x 10% up to c x 10% of the image), its images, their mean score and the score it
-    loses overall (its images' 1 - score summed, over all images: the losses add up to
-    1 - `competition_score`). Small salt bodies lose the most on TGS."""
+    (c - 1) x 10% up to c x 10% of the image), its images, how many of them are predicted
+    empty, their mean score and the score it loses overall (its images' 1 - score summed, over
+    all images: the losses add up to 1 - `competition_score`). Small salt bodies lose the most
+    on TGS; `predicted_empty` tells a missed body from a poorly outlined one."""
     scores = image_scores(truth, pred)
     classes = coverage_class(truth)
+    empty = ~np.any(_as_flat_batch(pred, "pred") != 0, axis=1)
     rows = []
     for c in np.unique(classes):
         part = scores[classes == c]
@@ -224,6 +226,7 @@ def coverage_report(truth: np.ndarray, pred: np.ndarray) -> list[dict]:
             {
                 "coverage_class": int(c),
                 "images": int(part.size),
+                "predicted_empty": int(np.count_nonzero(empty[classes == c])),
                 "score": float(part.mean()),
                 "loss": float((1.0 - part).sum() / scores.size),
             }
