@@ -221,12 +221,13 @@ def coverage_report(truth: np.ndarray, pred: np.ndarray) -> list[dict]:
     empty = ~np.any(_as_flat_batch(pred, "pred") != 0, axis=1)
     rows = []
     for c in np.unique(classes):
-        part = scores[classes == c]
+        in_class = classes == c
+        part = scores[in_class]
         rows.append(
             {
                 "coverage_class": int(c),
                 "images": int(part.size),
-                "predicted_empty": int(np.count_nonzero(empty[classes == c])),
+                "predicted_empty": int(np.count_nonzero(empty[in_class])),
                 "score": float(part.mean()),
                 "loss": float((1.0 - part).sum() / scores.size),
             }
