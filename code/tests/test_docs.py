@@ -1,5 +1,6 @@
 """The documentation: every config key described, generated pages fresh, relative links alive."""
 
+import fnmatch
 import re
 import shutil
 from pathlib import Path
@@ -8,6 +9,7 @@ import make_docs
 import pytest
 from tgssalt import docs
 from tgssalt.config_docs import DESCRIPTIONS
+from tgssalt.paths import CONFIG_FOLDER
 
 REPO = Path(__file__).resolve().parents[2]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -17,6 +19,20 @@ def test_every_config_key_has_a_description() -> None:
     keys = [key for key, _ in docs.config_keys()]
     assert [k for k in keys if not DESCRIPTIONS.get(k, "").strip()] == []
     assert sorted(set(DESCRIPTIONS) - set(keys)) == []
+
+
+def test_every_shipped_config_has_a_row_in_the_configuration_guide() -> None:
+    """The guide's "Shipped configs" table names each config (or a pattern that matches it)."""
+    text = (REPO / "docs" / "configuration.md").read_text()
+    table = text.split("## Shipped configs", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"^\| `([^`]+)` \|", table, flags=re.MULTILINE)
+    assert "best64-longest.json" in named  # the table was found and parsed
+    unlisted = [
+        path.name
+        for path in sorted(CONFIG_FOLDER.glob("*.json"))
+        if not any(fnmatch.fnmatch(path.name, pattern) for pattern in named)
+    ]
+    assert unlisted == []
 
 
 def test_the_generated_pages_are_fresh() -> None:
