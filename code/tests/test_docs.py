@@ -23,7 +23,7 @@ def test_every_config_key_has_a_description() -> None:
 
 def test_every_shipped_config_has_a_row_in_the_configuration_guide() -> None:
     """The guide's "Shipped configs" table names each config (or a pattern that matches it)."""
-    text = (REPO / "docs" / "configuration.md").read_text()
+    text = (REPO / docs.CONFIG_PAGE).read_text()
     table = text.split("## Shipped configs", 1)[1].split("\n## ", 1)[0]
     named = re.findall(r"^\| `([^`]+)` \|", table, flags=re.MULTILINE)
     assert "best64-longest.json" in named  # the table was found and parsed
