@@ -37,7 +37,7 @@ def fit_one_step(config, loss, size):
     return model, x, model.fit(x, y, verbose=0).history["loss"][0]
 
 unet, x, unet_loss = fit_one_step(
-    {"input": {"size": 48, "coord_channels": True},
+    {"input": {"size": 48, "coord_channels": True, "cumsum_channel": True},
      "model": {"start_filters": 4, "depth": 3, "deep_supervision": True}},
     get_loss("lovasz_hinge", True), 48)
 probs = with_sigmoid(unet).predict(x, verbose=0)

@@ -1,6 +1,6 @@
-"""Top-solution techniques on hand-made arrays and tiny runs: coordinate (depth) channels, deep
-supervision with an empty-mask head (both model families, saved and reloaded), cosine cycles
-with snapshot averaging (resumable)."""
+"""Top-solution techniques on hand-made arrays and tiny runs: coordinate (depth) and cumsum
+channels, deep supervision with an empty-mask head (both model families, saved and reloaded),
+cosine cycles with snapshot averaging (resumable)."""
 
 import json
 import os
@@ -18,7 +18,7 @@ from tgssalt.errors import UserError
 from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
 from tgssalt.models import build_model, heads, with_sigmoid
-from tgssalt.models.layers import CoordChannels, GatedSaltProbability
+from tgssalt.models.layers import CoordChannels, CumsumChannel, GatedSaltProbability
 from tgssalt.paths import CONFIG_FOLDER
 from tgssalt.resume import load_state
 from tgssalt.snapshots import cosine_lr
@@ -40,6 +40,32 @@ def test_coord_channels_are_row_depth_and_image_times_depth():
     np.testing.assert_allclose(out[0, :, 0, 1], [0.0, 0.5, 1.0])  # top row 0, bottom row 1
     np.testing.assert_allclose(out[1, :, 3, 2], [0.0, 0.25, 0.5])
     assert np.all(out[:, 1, :, 1] == 0.5)  # constant along a row
+
+
+def test_cumsum_channel_is_the_centred_image_summed_down_each_column():
+    image = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 0.0]], "float32")  # mean 1/3
+    images = np.stack([image, np.full_like(image, 0.7)])[..., None]
+    out = numpy(CumsumChannel()(images))
+    assert out.shape == (2, 3, 2, 2)
+    np.testing.assert_allclose(out[..., 0], images[..., 0])  # the image passes through
+    # column 0 centred: 2/3, -1/3, 2/3 -> running sums 2/3, 1/3, 1 -> over the height 3
+    np.testing.assert_allclose(out[0, :, 0, 1], [2 / 9, 1 / 9, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(out[0, :, 1, 1], [-1 / 9, -2 / 9, -1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(out[1, ..., 1], 0.0, atol=1e-6)  # a uniform image: no context
+
+
+def test_cumsum_channel_follows_the_coord_channels_and_is_refused_with_an_encoder(tmp_path):
+    model = build_model(tiny(input={"coord_channels": True, "cumsum_channel": True}))
+    assert model.get_layer("cumsum_channel").output.shape[-1] == 4  # image, depth, product, sum
+    x = np.random.default_rng(0).random((2, 101, 101, 1)).astype("float32")
+    with_sigmoid(model).save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), with_sigmoid(model).predict(x, verbose=0), atol=1e-6
+    )
+    encoder = {"backbone": "resnet34", "weights": None}
+    with pytest.raises(UserError, match="input.cumsum_channel"):
+        resolve_config({"input": {"size": 64, "cumsum_channel": True}, "encoder": encoder})
 
 
 def packed(mask_logit: float, level_logit: float, empty_logit: float, size=4) -> np.ndarray:

@@ -36,6 +36,7 @@ class InputConfig:
     channels: int = 1
     normalize: bool = True
     coord_channels: bool = False
+    cumsum_channel: bool = False
     mode: str = "resize"
     pad_mode: str = "reflect"
 
@@ -398,6 +399,11 @@ def _validate_input(config: Config) -> None:
         not (config.input.coord_channels and config.input.channels == 3 and config.encoder),
         "input.coord_channels",
         "needs input.channels 1 with an encoder (image, depth, image x depth fill its 3 channels)",
+    )
+    _require(
+        not (config.input.cumsum_channel and config.encoder),
+        "input.cumsum_channel",
+        "is for the from-scratch models; an encoder's pretrained stem takes 3 channels",
     )
 
 

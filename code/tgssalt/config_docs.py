@@ -31,6 +31,9 @@ DESCRIPTIONS: dict[str, str] = {
     "input.coord_channels": "append depth channels inside the model: each row's relative depth "
     "(0 top, 1 bottom) and image x depth; with an `encoder` and 1 input channel they become its "
     "3 channels (image, depth, image x depth)",
+    "input.cumsum_channel": "append a channel inside the model: the image minus its mean, summed "
+    "down each column and divided by the height (vertical context, the 2018 kernels' cumsum "
+    "channel); refused with an `encoder`",
     "model.type": "the from-scratch model, a name in `MODELS` (listed below); refused with an "
     "`encoder`",
     "model.start_filters": "filters at the first U-Net level, doubling at each level down; with "

@@ -10,7 +10,8 @@ Module map (one job each):
 - `decoders`: `DECODERS`, the decoders on a backbone (`encoder.type`)
 - `blocks`: shared layers: conv-BN-ReLU, BN momentum, scSE, resizing, pad/crop, hypercolumn
 - `heads`: the logits output and the only code that knows the deep-supervision packing
-- `layers`: the two custom layers a saved model may hold (coordinate channels, gated probability)
+- `layers`: the custom layers a saved model may hold (coordinate and cumsum channels, gated
+  probability)
 """
 
 import keras

@@ -108,7 +108,9 @@ def assemble(arch: Architecture, config: Config) -> keras.Model:
     size = shape.size
     inputs = keras.Input((size, size, shape.channels), name="image")
     pixel_max = 1.0 if shape.normalize else 255.0
-    x = adapt_input(inputs, shape.coord_channels, arch.encoder.preprocess, pixel_max)
+    x = adapt_input(
+        inputs, shape.coord_channels, arch.encoder.preprocess, pixel_max, shape.cumsum_channel
+    )
     padded = padded_size(size, arch.encoder.stride, arch.encoder.min_size)
     features, strides = arch.encoder.build(pad(x, size, padded))
     x, levels = arch.decoder(features, strides, padded, options)

@@ -3,25 +3,34 @@
 Images arrive scaled to [0, 1] (or 0..255 with `input.normalize` off), with `input.channels`
 channels. The from-scratch U-Net takes them as they are; an ImageNet backbone wants three
 channels in its own scaling. `input.coord_channels` appends the row depth and image x depth
-(`layers.CoordChannels`) for either.
+(`layers.CoordChannels`) for either; `input.cumsum_channel` appends the image's running sum down
+each column (`layers.CumsumChannel`) for the from-scratch U-Net.
 """
 
 import numpy as np
 from keras import layers
 
 from .encoders import PREPROCESSING
-from .layers import CoordChannels
+from .layers import CoordChannels, CumsumChannel
 
 
-def adapt_input(inputs, coord_channels: bool, preprocess: str | None, pixel_max: float = 1.0):
-    """The adapted input: coordinate channels if asked; then, for an ImageNet backbone
-    (`preprocess` a key of `encoders.PREPROCESSING`), three channels in its scaling.
+def adapt_input(
+    inputs,
+    coord_channels: bool,
+    preprocess: str | None,
+    pixel_max: float = 1.0,
+    cumsum_channel: bool = False,
+):
+    """The adapted input: coordinate and cumsum channels if asked; then, for an ImageNet
+    backbone (`preprocess` a key of `encoders.PREPROCESSING`), three channels in its scaling
+    (the config refuses a cumsum channel with a backbone).
 
     Grayscale is replicated to RGB; with `coord_channels` the three channels are instead the
     image, its row depth and their product, as the 2018 kernels fed pretrained encoders (a
     3-channel input with coordinate channels and an encoder is refused by the config).
     """
     x = CoordChannels(name="coord_channels")(inputs) if coord_channels else inputs
+    x = CumsumChannel(name="cumsum_channel")(x) if cumsum_channel else x
     if preprocess is None:
         return x
     if not coord_channels and inputs.shape[-1] == 1:

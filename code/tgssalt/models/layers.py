@@ -1,4 +1,4 @@
-"""The two custom layers the toolkit's models may hold, in `keras.ops` only, registered so that
+"""The custom layers the toolkit's models may hold, in `keras.ops` only, registered so that
 saved `.keras` files load anywhere `tgssalt.models` is imported.
 
 Everything else in the models is a stock Keras layer.
@@ -32,6 +32,29 @@ class CoordChannels(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] + 2)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+class CumsumChannel(layers.Layer):
+    """Append one channel: the first image channel, centred on its image mean, summed down
+    each column from the top row and divided by the image height.
+
+    A small encoder sees a few dozen pixels around each one; whether the rock above is brighter
+    or darker than the image as a whole, and whether a near-uniform image is uniform all the way
+    down, needs a column's whole history. This is the "cumsum channel" of 2018 TGS kernels:
+    a running vertical context computed from the image alone. Dividing by the height keeps it
+    within the image's own value range at any `input.size`.
+    """
+
+    def call(self, images):
+        first = images[..., :1]
+        centred = first - ops.mean(first, axis=(1, 2), keepdims=True)
+        return ops.concatenate(
+            [images, ops.cumsum(centred, axis=1) / float(images.shape[1])], axis=-1
+        )
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
