@@ -122,6 +122,29 @@ def test_a_fold_without_mlflow_keeps_its_metrics_json(tmp_path, monkeypatch):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_untracked_runs_a_script_with_the_mlflow_stand_in(tmp_path):
+    """code/benchmarks/untracked.py: the script sees its own arguments and a `mlflow` whose
+    calls record nothing (no mlflow.db, no mlruns), also where MLflow is installed."""
+    script = tmp_path / "uses_mlflow.py"
+    script.write_text(
+        "import sys, mlflow\n"
+        "mlflow.set_tracking_uri('sqlite:///' + sys.argv[1] + '/mlflow.db')\n"
+        "with mlflow.start_run(run_name='x') as run:\n"
+        "    mlflow.log_metrics({'score': 1.0})\n"
+        "print(run.info.run_id, sys.argv[1:], mlflow.get_run(run.info.run_id).data.params)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(CODE / "benchmarks" / "untracked.py"), str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[0] == "untracked" and str(tmp_path) in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uses_mlflow.py"]
+
+
 def test_data_pack_round_trip(tmp_path):
     from tgssalt.data import load_train, read_images, test_ids
     from tgssalt.datapack import pack, unpack
