@@ -102,8 +102,7 @@ run_steps() {
         predict)
             step "$name" 90 "${check[@]}" --no-speed --predict "$n" ;;
         fold)
-            rm -rf "$WORK/data" "$WORK/outputs"
-            "$PY" code/benchmarks/pack_data.py unpack "$NPZ" "$WORK/data" || continue
+            fresh_data || continue
             step "$name" 100000 "${check[@]}" --no-speed --train-fold --data-folder "$WORK/data" \
                 --outputs-folder "$WORK/outputs"
             cp "$WORK"/outputs/models/*-metrics.json "$OUT/fold-metrics.json" 2>/dev/null
@@ -114,6 +113,20 @@ run_steps() {
         *) echo "error: unknown step $name (bench-resnet34, bench-unet, predict, fold, recipe)" >&2 ;;
         esac
     done
+}
+
+# fresh_data: the packed data unpacked into an empty $WORK/data, and no $WORK/outputs yet.
+fresh_data() {
+    rm -rf "$WORK/data" "$WORK/outputs"
+    "$PY" code/benchmarks/pack_data.py unpack "$NPZ" "$WORK/data"
+}
+
+# ensemble_step NAME CONFIG...: ensemble.py on the configs' folds (a blend when several), as a step.
+ensemble_step() {
+    local name=$1
+    shift
+    step "$name" 100000 "$PY" code/benchmarks/untracked.py code/ensemble.py --config-file "$@" \
+        --data-folder "$WORK/data" --outputs-folder "$WORK/outputs"
 }
 
 # recipe_configs DIR NAME...: the configs' paths; with GPU_SESSION_TINY, shrunk copies in DIR
@@ -162,9 +175,9 @@ recipe_step() {
     FOLDS=${FOLDS:-0 1 2 3}
     # Many JAX processes share the GPU: each takes memory as it needs it, not 75% at start.
     export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
-    rm -rf "$WORK/data" "$WORK/outputs" "$WORK/configs"
+    fresh_data || return
+    rm -rf "$WORK/configs"
     mkdir -p "$WORK/outputs/logs" "$WORK/configs"
-    "$PY" code/benchmarks/pack_data.py unpack "$NPZ" "$WORK/data" || return
     mapfile -t recipe_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-longest best64-wide})
     mapfile -t extra_cfgs < <(recipe_configs "$WORK/configs" ${EXTRA-unet-resnet})
     budget=$((TOTAL - (SECONDS - START) - reserve))
@@ -176,14 +189,9 @@ recipe_step() {
     for pid in "${PIDS[@]:0:$n_recipe}"; do wait "$pid"; done
     echo "== recipe trained after $((SECONDS - started)) s"
     grep -h "validation score" "$WORK"/outputs/logs/*.log
-    step ensemble-recipe 100000 "$PY" code/benchmarks/untracked.py code/ensemble.py \
-        --config-file "${recipe_cfgs[@]}" --data-folder "$WORK/data" --outputs-folder "$WORK/outputs"
+    ensemble_step ensemble-recipe "${recipe_cfgs[@]}"
     for pid in "${PIDS[@]:$n_recipe}"; do wait "$pid"; done  # not `wait`: dmon runs on
-    for cfg in "${extra_cfgs[@]}"; do
-        step "ensemble-$(basename "$cfg" .json)" 100000 "$PY" code/benchmarks/untracked.py \
-            code/ensemble.py --config-file "$cfg" --data-folder "$WORK/data" \
-            --outputs-folder "$WORK/outputs"
-    done
+    for cfg in "${extra_cfgs[@]}"; do ensemble_step "ensemble-$(basename "$cfg" .json)" "$cfg"; done
     tar -czf "$OUT/recipe.tar.gz" -C "$WORK/outputs" logs \
         $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv submissions 2>/dev/null)
     echo "== recipe: $((SECONDS - started)) s"
