@@ -148,22 +148,34 @@ json.dump(c, open(sys.argv[2], "w"))' "$CONFIGS/$c.json" "$dir/$c.json" && echo 
     done
 }
 
-# train_all BUDGET NICE CONFIG...: every fold of each config at once, in the background (small
-# models leave the GPU mostly idle); the pids go to PIDS.
-train_all() {
-    local budget=$1 niceness=$2 cfg k
-    shift 2
+# launch_folds ARRAY DEADLINE NICE FOLDS CONFIG...: train those folds of each config in the
+# background until $SECONDS reaches DEADLINE, one log each; their pids are appended to ARRAY.
+launch_folds() {
+    local -n pids=$1
+    local deadline=$2 niceness=$3 folds=$4 cfg k
+    shift 4
     for cfg in "$@"; do
-        for k in $FOLDS; do
-            nice -n "$niceness" timeout -k 10 "$budget" "$PY" code/benchmarks/untracked.py \
-                code/train_fold.py --config-file "$cfg" --cv-currentfold "$k" \
-                --data-folder "$WORK/data" --outputs-folder "$WORK/outputs" \
-                >"$WORK/outputs/logs/$(basename "$cfg" .json)-cvfold$k.log" 2>&1 &
-            PIDS+=($!)
+        for k in $folds; do
+            nice -n "$niceness" timeout -k 10 "$((deadline - SECONDS))" "$PY" \
+                code/benchmarks/untracked.py code/train_fold.py --config-file "$cfg" \
+                --cv-currentfold "$k" --data-folder "$WORK/data" --outputs-folder "$WORK/outputs" \
+                >"$(fold_log "$cfg" "$k")" 2>&1 &
+            pids+=($!)
         done
     done
 }
 
+fold_log() { echo "$WORK/outputs/logs/$(basename "$1" .json)-cvfold$2.log"; }
+
+# wait_compiled CAP LOG...: until every log shows its second epoch (the first epoch's training
+# and validation programs are compiled, so in JAX's shared persistent cache) or CAP seconds pass.
+wait_compiled() {
+    local until=$((SECONDS + $1)) log
+    shift
+    for log in "$@"; do
+        until grep -q "^Epoch 2/" "$log" 2>/dev/null || [ "$SECONDS" -ge "$until" ]; do sleep 2; done
+    done
+}
 # The shipped recipe (RECIPE: the configs blended, issue 15) and EXTRA configs (default the
 # original's unet-resnet.json at its 20 + 50 epochs), all folds at once, then each config's fold
 # ensemble and the recipe's blend (ensemble.py, out of fold). ENSEMBLE_SECONDS (default 100) are
@@ -182,15 +194,25 @@ recipe_step() {
     mapfile -t extra_cfgs < <(recipe_configs "$WORK/configs" ${EXTRA-unet-resnet})
     budget=$((TOTAL - (SECONDS - START) - reserve))
     echo "== recipe: ${recipe_cfgs[*]} + ${extra_cfgs[*]:-nothing}, folds $FOLDS, ${budget} s to train"
-    PIDS=()
-    train_all "$budget" 0 "${recipe_cfgs[@]}"
-    local n_recipe=${#PIDS[@]}
-    train_all "$budget" 5 "${extra_cfgs[@]}"
-    for pid in "${PIDS[@]:0:$n_recipe}"; do wait "$pid"; done
+    # Folds of one config compile identical programs: the first fold of each compiles them into
+    # JAX's persistent cache alone (STAGGER_SECONDS at most), the other folds then load them.
+    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
+    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+    local deadline=$((SECONDS + budget)) first=${FOLDS%% *} rest=${FOLDS#* } cfg
+    [ "$rest" = "$FOLDS" ] && rest=""
+    local -a recipe_pids=() extra_pids=() leaders=()
+    launch_folds recipe_pids "$deadline" 0 "$first" "${recipe_cfgs[@]}"
+    launch_folds extra_pids "$deadline" 5 "$first" "${extra_cfgs[@]}"
+    for cfg in "${recipe_cfgs[@]}" "${extra_cfgs[@]}"; do leaders+=("$(fold_log "$cfg" "$first")"); done
+    wait_compiled "${STAGGER_SECONDS:-90}" "${leaders[@]}"
+    echo "== recipe: first folds compiled after $((SECONDS - started)) s; the other folds start"
+    launch_folds recipe_pids "$deadline" 0 "$rest" "${recipe_cfgs[@]}"
+    launch_folds extra_pids "$deadline" 5 "$rest" "${extra_cfgs[@]}"
+    for pid in "${recipe_pids[@]}"; do wait "$pid"; done
     echo "== recipe trained after $((SECONDS - started)) s"
     grep -h "validation score" "$WORK"/outputs/logs/*.log
     ensemble_step ensemble-recipe "${recipe_cfgs[@]}"
-    for pid in "${PIDS[@]:$n_recipe}"; do wait "$pid"; done  # not `wait`: dmon runs on
+    for pid in "${extra_pids[@]}"; do wait "$pid"; done  # not `wait`: dmon runs on
     for cfg in "${extra_cfgs[@]}"; do ensemble_step "ensemble-$(basename "$cfg" .json)" "$cfg"; done
     tar -czf "$OUT/recipe.tar.gz" -C "$WORK/outputs" logs \
         $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv submissions 2>/dev/null)
