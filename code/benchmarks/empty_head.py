@@ -8,15 +8,17 @@ each fold's validation images with every model member (stage-2 snapshots) and fl
 mask probabilities and the head's "has salt" probability apart, then searches the
 (threshold, min_area) rule out of fold for each way of combining them:
 
-- `shipped`: each member's and flip's mask emptied where its own head says "no salt" (< 0.5), then
-  averaged: what `train_fold.py` saves and `ensemble.py` searches;
+- `gate_each`: each member's and flip's mask emptied where its own head says "no salt" (0.5 or
+  less), then averaged: what models exported with `GatedSaltProbability` predicted;
 - `no_gate`: the averaged mask alone (the head ignored);
-- `gate_mean_0.5`: the averaged mask emptied where the averaged head probability is < 0.5;
+- `gate_mean_0.5`: the averaged mask emptied where the averaged head probability is 0.5 or less:
+  what `SaltHeadProbabilities` models predict (`inference.predict_probs`);
 - `gate_mean_searched`: the same with the head's threshold searched too (0.10 to 0.90);
 - `product`: the averaged mask times the averaged head probability.
 
 A halves cross-check (tune on a random half, score the other, 20 splits) says whether the
-searched gate beats `shipped` beyond the search's own optimism. Prints one JSON line.
+searched gate beats `gate_each` beyond the search's own optimism. Each fold's saved validation
+probabilities are checked against the mix its model exports. Prints one JSON line.
 """
 
 import argparse
@@ -34,7 +36,7 @@ from tgssalt.ensemble import MIN_AREAS, find_folds  # noqa: E402
 from tgssalt.layout import Outputs, base_run  # noqa: E402
 from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, threshold_area_table  # noqa: E402
 from tgssalt.models.heads import unpack  # noqa: E402
-from tgssalt.models.layers import GatedSaltProbability  # noqa: E402
+from tgssalt.models.layers import GatedSaltProbability, SaltHeadProbabilities  # noqa: E402
 from tgssalt.pipeline import preprocess  # noqa: E402
 from tgssalt.sizes import to_original_size  # noqa: E402
 
@@ -43,8 +45,9 @@ GATES = np.round(np.arange(0.10, 0.91, 0.05), 2)
 
 def packed_members(model: keras.Model) -> list[keras.Model]:
     """One model per member of an exported probability model (a snapshot ensemble nests them),
-    each cut before its `GatedSaltProbability`: the packed logits of every head."""
-    gates = [layer for layer in model.layers if isinstance(layer, GatedSaltProbability)]
+    each cut before its probability layer: the packed logits of every head."""
+    exports = (GatedSaltProbability, SaltHeadProbabilities)
+    gates = [layer for layer in model.layers if isinstance(layer, exports)]
     if gates:
         return [keras.Model(model.input, gates[0].input)]
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
@@ -63,7 +66,7 @@ def member_heads(member: keras.Model, x: np.ndarray) -> list[tuple[np.ndarray, n
 
 
 def fold_heads(outputs: Outputs, fold, data: Path) -> dict:
-    """A fold's validation ids and its heads apart, plus the shipped (gate, then average) mix."""
+    """A fold's validation ids, its averaged mask and head probabilities, the `gate_each` mix."""
     saved = np.load(fold.valid)
     run = outputs.run(fold.run)
     config = load_config(run.config)
@@ -73,17 +76,22 @@ def fold_heads(outputs: Outputs, fold, data: Path) -> dict:
         sys.exit(f"error: {run.model(stage)}: no empty-mask head (model.deep_supervision is off)")
     images = read_images(data / "train" / "images", saved["ids"], config.input.channels)
     heads = [h for member in members for h in member_heads(member, preprocess(images, config))]
-    shipped = np.mean([mask * (salt > 0.5)[:, None, None, None] for mask, salt in heads], axis=0)
-    shipped = to_original_size(shipped, config.input)
-    drift = float(np.abs(shipped - saved["probs"].astype(np.float32)).max())
-    print(f"{fold.run}: {len(members)} members; shipped mix vs saved: max difference {drift:.1e}")
-    mask = to_original_size(np.mean([m for m, _ in heads], axis=0), config.input)
-    return {
+    gate_each = np.mean([mask * (salt > 0.5)[:, None, None, None] for mask, salt in heads], axis=0)
+    oof = {
         "ids": saved["ids"],
-        "mask": mask,
+        "mask": to_original_size(np.mean([m for m, _ in heads], axis=0), config.input),
         "salt": np.mean([s for _, s in heads], axis=0),
-        "shipped": shipped,
+        "gate_each": to_original_size(gate_each, config.input),
     }
+    check_saved(fold.run, len(members), saved["probs"].astype(np.float32), oof)
+    return oof
+
+
+def check_saved(run: str, members: int, saved: np.ndarray, oof: dict) -> None:
+    """Print how far the fold's saved validation probabilities are from either mix."""
+    gate_mean = oof["mask"] * (oof["salt"] > 0.5)[:, None, None]
+    each, mean = (float(np.abs(mix - saved).max()) for mix in (oof["gate_each"], gate_mean))
+    print(f"{run}: {members} members; saved vs gate_each {each:.1e}, vs gate_mean_0.5 {mean:.1e}")
 
 
 def rule_tables(truth: np.ndarray, oof: dict) -> dict[str, np.ndarray]:
@@ -97,7 +105,7 @@ def rule_tables(truth: np.ndarray, oof: dict) -> dict[str, np.ndarray]:
     empty = (~truth.reshape(len(truth), -1).any(axis=1)).astype(np.float64)[:, None, None]
     gated = np.stack([np.where((oof["salt"] > g)[:, None, None], ungated, empty) for g in GATES])
     return {
-        "shipped": table(oof["shipped"]),
+        "gate_each": table(oof["gate_each"]),
         "no_gate": ungated,
         "gate_mean_0.5": gated[int(np.flatnonzero(GATES == 0.5)[0])],
         "product": table(oof["mask"] * oof["salt"][:, None, None]),
@@ -126,17 +134,17 @@ def describe(name: str, scores: np.ndarray) -> dict:
 
 
 def halves_gain(tables: dict, n: int, splits: int = 20) -> tuple[float, float]:
-    """The searched gate's gain over `shipped` on held-out halves: mean and std over splits."""
+    """The searched gate's gain over `gate_each` on held-out halves: mean and std over splits."""
     rng = np.random.default_rng(0)
     gains = []
     for _ in range(splits):
         order = rng.permutation(n)
         tune, held = order[: n // 2], order[n // 2 :]
         new, _ = best_rule(tables["gate_mean_searched"], tune)
-        old, _ = best_rule(tables["shipped"], tune)
+        old, _ = best_rule(tables["gate_each"], tune)
         gains.append(
             tables["gate_mean_searched"][new[0], held, new[1], new[2]].mean()
-            - tables["shipped"][held, old[0], old[1]].mean()
+            - tables["gate_each"][held, old[0], old[1]].mean()
         )
     return float(np.mean(gains)), float(np.std(gains))
 
@@ -156,7 +164,10 @@ def main() -> None:
     report = {"folds": [fold.fold for fold in folds], "images": len(oof["ids"])}
     report.update({name: describe(name, scores) for name, scores in tables.items()})
     gain, spread = halves_gain(tables, len(oof["ids"]))
-    report["halves_gain_searched_over_shipped"] = {"mean": round(gain, 4), "std": round(spread, 4)}
+    report["halves_gain_searched_over_gate_each"] = {
+        "mean": round(gain, 4),
+        "std": round(spread, 4),
+    }
     print(json.dumps(report))
 
 

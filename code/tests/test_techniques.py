@@ -18,7 +18,13 @@ from tgssalt.errors import UserError
 from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
 from tgssalt.models import build_model, heads, with_sigmoid
-from tgssalt.models.layers import CoordChannels, CumsumChannel, GatedSaltProbability
+from tgssalt.inference import predict_probs
+from tgssalt.models.layers import (
+    CoordChannels,
+    CumsumChannel,
+    GatedSaltProbability,
+    SaltHeadProbabilities,
+)
 from tgssalt.paths import CONFIG_FOLDER
 from tgssalt.resume import load_state
 from tgssalt.snapshots import cosine_lr
@@ -101,7 +107,39 @@ def test_has_salt_is_one_definition_for_truth_and_empty_head():
     np.testing.assert_array_equal(numpy(heads.has_salt(empty_probability)), [1.0, 0.0, 0.0])
 
 
-def test_gate_empties_images_the_empty_head_calls_empty():
+def test_exported_heads_are_the_mask_and_salt_probabilities():
+    probs = numpy(SaltHeadProbabilities()(packed(2.0, -1.0, -3.0)))
+    assert probs.shape == (1, 4, 4, 2)
+    np.testing.assert_allclose(probs[..., 0], 1 / (1 + np.exp(-2.0)), rtol=1e-6)
+    np.testing.assert_allclose(probs[..., 1], 1 / (1 + np.exp(3.0)), rtol=1e-6)
+
+
+class FlipSensitiveHeads:
+    """A stand-in probability model: mask 0.9 everywhere; the empty head says "salt" with
+    `left` on images brighter on the left and `right` on their mirror images."""
+
+    def __init__(self, left: float, right: float):
+        self.left, self.right = left, right
+
+    def predict(self, x, batch_size=None, verbose=0):
+        brighter_left = x[:, :, : x.shape[2] // 2].mean() > x[:, :, x.shape[2] // 2 :].mean()
+        salt = np.full(x.shape[:3] + (1,), self.left if brighter_left else self.right, "float32")
+        return np.concatenate([np.full_like(salt, 0.9), salt], axis=-1)
+
+
+def test_prediction_gates_the_flip_average_once():
+    """0.7 and 0.2 from the two flips average 0.45: no salt, though one flip alone said salt;
+    0.7 and 0.4 average 0.55: the averaged mask is kept whole."""
+    config = tiny(input={"size": 32}, tta={"hflip": True})
+    images = np.zeros((1, 101, 101, 1), "uint8")
+    images[:, :, :50] = 200
+    assert predict_probs(FlipSensitiveHeads(0.7, 0.2), images, config).max() == 0
+    kept = predict_probs(FlipSensitiveHeads(0.7, 0.4), images, config)
+    np.testing.assert_allclose(kept, 0.9, rtol=1e-5)
+
+
+def test_legacy_gate_empties_images_the_empty_head_calls_empty():
+    """Models exported with `GatedSaltProbability` gate each output before any average."""
     salt = numpy(GatedSaltProbability()(packed(2.0, 0.0, 3.0)))
     empty = numpy(GatedSaltProbability()(packed(2.0, 0.0, -3.0)))
     assert salt.shape == (1, 4, 4, 1)
@@ -145,7 +183,7 @@ def test_unet_resnet_packs_one_head_per_coarse_level_and_saves(tmp_path):
     with_sigmoid(model).save(path)
     loaded = keras.saving.load_model(path, compile=False)
     probs = loaded.predict(x, verbose=0)
-    assert probs.shape == (2, 101, 101, 1)
+    assert probs.shape == (2, 101, 101, 2)  # the mask's and the empty head's probabilities
     np.testing.assert_allclose(probs, with_sigmoid(model).predict(x, verbose=0), atol=1e-6)
 
 
@@ -195,7 +233,8 @@ def test_deep_supervision_trains_and_beats_the_empty_baseline():
     score = np.mean(numpy(competition_score_ops(y, probs)))
     empty_baseline = 0.5
     assert score > empty_baseline + 0.3
-    assert np.mean(probs[1::2].max(axis=(1, 2, 3)) == 0) > 0.8  # gated to exactly empty
+    gated = numpy(heads.gated_probability(probs, from_logits=False))
+    assert np.mean(gated[1::2].max(axis=(1, 2, 3)) == 0) > 0.8  # gated to exactly empty
 
 
 def test_cosine_lr_by_hand():

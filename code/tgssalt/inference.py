@@ -9,7 +9,7 @@ import numpy as np
 from .config import Config
 from .data import read_images
 from .device import jit_compile_setting
-from .models import with_sigmoid
+from .models import heads, with_sigmoid
 from .pipeline import preprocess
 from .sizes import to_original_size
 
@@ -28,7 +28,8 @@ def compile_for_prediction(prob_model: keras.Model) -> keras.Model:
 def predict_probs(model: keras.Model, images: np.ndarray, config: Config) -> np.ndarray:
     """Salt probabilities (N, 101, 101) float32 for uint8 images, averaged over flips if TTA is on.
 
-    `model` outputs probabilities (see `probability_model`).
+    `model` outputs probabilities (see `probability_model`); with the empty-mask head's channel,
+    the average is emptied on images whose averaged head says "no salt" (`gate`).
     """
     x = preprocess(images, config)
     batch = config.predict.batch_size
@@ -36,7 +37,15 @@ def predict_probs(model: keras.Model, images: np.ndarray, config: Config) -> np.
     if config.tta.hflip:
         flipped = model.predict(x[:, :, ::-1], batch_size=batch, verbose=0)
         probs = 0.5 * (probs + flipped[:, :, ::-1])
-    return to_original_size(np.asarray(probs, dtype=np.float32), config.input)
+    return to_original_size(gate(np.asarray(probs, dtype=np.float32)), config.input)
+
+
+def gate(probs: np.ndarray) -> np.ndarray:
+    """(N, H, W, 1) mask probabilities of a model's (averaged) output: with the empty head's
+    channel beside the mask's, the mask emptied where that head says "no salt"."""
+    if not heads.is_packed_tensor(probs):
+        return probs
+    return keras.ops.convert_to_numpy(heads.gated_probability(probs, from_logits=False))
 
 
 def predict_folder(

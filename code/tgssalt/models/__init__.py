@@ -21,16 +21,17 @@ from .decoders import DECODERS
 from .encoders import BACKBONES
 from .factory import MODELS, build_model, check_model_config
 from .heads import is_packed
-from .layers import GatedSaltProbability
+from .layers import SaltHeadProbabilities
 
 __all__ = ["BACKBONES", "DECODERS", "MODELS", "build_model", "check_model_config", "with_sigmoid"]
 
 
 def with_sigmoid(model: keras.Model) -> keras.Model:
-    """Wrap a logits model into one that outputs salt probabilities (H, W, 1), for export and
-    inference: the sigmoid, gated by the empty-mask head when the heads are packed."""
+    """Wrap a logits model into one that outputs salt probabilities, for export and inference:
+    the sigmoid (H, W, 1), or with packed heads the mask's and the empty head's (H, W, 2), which
+    `inference.predict_probs` gates after averaging."""
     if is_packed(model):
-        probs = GatedSaltProbability(name="salt_probability", dtype="float32")(model.output)
+        probs = SaltHeadProbabilities(name="salt_probability", dtype="float32")(model.output)
     else:
         probs = keras_layers.Activation("sigmoid", name="salt_probability", dtype="float32")(
             model.output

@@ -7,9 +7,9 @@ per-pixel loss (the Lovasz hinge above all) handles badly. `model.deep_supervisi
 
 Packing every head into the channels of the one "logits" output keeps stock
 `compile`/`fit`/`predict`, one target per image and the `val_score` metric name. Only this module
-knows the layout (`pack` / `unpack`); the loss (`losses.deep_supervised`), the Keras metric and
-`layers.GatedSaltProbability` ask it, and `has_salt` is the one definition of "this image has
-salt", for the truth and for the empty head alike.
+knows the layout (`pack` / `unpack`); the loss (`losses.deep_supervised`), the Keras metric,
+`layers.SaltHeadProbabilities` and `inference` ask it, and `has_salt` is the one definition of
+"this image has salt", for the truth and for the empty head alike.
 """
 
 from keras import layers, ops
@@ -82,3 +82,15 @@ def gated_probability(packed, from_logits: bool = True):
     if from_logits:
         mask, empty = ops.sigmoid(mask), ops.sigmoid(empty)
     return mask * ops.reshape(has_salt(empty), (-1, 1, 1, 1))
+
+
+def head_probabilities(packed):
+    """(N, H, W, 2) probabilities of packed logits: the mask's sigmoid and the empty head's "has
+    salt" probability repeated over the image, itself a packed batch without level heads. The
+    exported models output it, so flip TTA and snapshots average both heads and
+    `gated_probability(..., from_logits=False)` gates the average once: measured out of fold,
+    gating each flip and snapshot before averaging scored lower."""
+    mask, _, empty = unpack(packed)
+    mask = ops.sigmoid(ops.cast(mask, "float32"))
+    salt = ops.reshape(ops.sigmoid(empty), (-1, 1, 1, 1))
+    return ops.concatenate([mask, ops.ones_like(mask) * salt], axis=-1)

@@ -58,13 +58,28 @@ class CumsumChannel(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tgssalt")
-class GatedSaltProbability(layers.Layer):
-    """Salt probabilities from a deep-supervised model's packed logits: the sigmoid of the mask
-    channel, set to 0 on images whose empty-mask head says "no salt" (`heads.gated_probability`).
+class SaltHeadProbabilities(layers.Layer):
+    """The exported probabilities of a deep-supervised model's packed logits: the mask's sigmoid
+    and the empty-mask head's "has salt" probability, as two channels (`heads.head_probabilities`).
 
     A per-pixel loss leaves faint false positives on the ~40% of images without salt, each of
     which scores 0; an image-level classifier decides those images better than a pixel threshold.
+    Prediction (`inference.predict_probs`) averages both channels over flips and snapshots, then
+    empties the images whose averaged head says "no salt".
     """
+
+    def call(self, packed):
+        return heads.head_probabilities(packed)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2)
+
+
+@keras.saving.register_keras_serializable(package="tgssalt")
+class GatedSaltProbability(layers.Layer):
+    """The mask's sigmoid, emptied where the empty-mask head says "no salt": what deep-supervised
+    models exported before `SaltHeadProbabilities` output. Kept so that their `.keras` files
+    still load and predict."""
 
     def call(self, packed):
         return heads.gated_probability(packed)
