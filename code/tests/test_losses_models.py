@@ -146,7 +146,8 @@ ON_BACKBONE = {
 @pytest.mark.parametrize("deep", [False, True])
 def test_both_families_one_factory(user, levels, deep):
     """The same assembly for both families: logits (H, W, 1), or the mask, one head per
-    coarser decoder level (depth 3: 2; the five-step U-Net decoder: 4) and the empty head."""
+    coarser decoder level (depth 3: 2; the five-step U-Net decoder: 4) and the empty head;
+    probabilities (H, W, 1), or the mask's and the empty head's (H, W, 2)."""
     user = {**user, "input": {"size": 45}, "model": {**user["model"], "deep_supervision": deep}}
     model = build_model(resolve_config(user))
     x = np.random.default_rng(0).random((2, 45, 45, 1)).astype("float32")
@@ -154,7 +155,7 @@ def test_both_families_one_factory(user, levels, deep):
     assert logits.shape == (2, 45, 45, 2 + levels if deep else 1)
     assert model.output.dtype == "float32" and model.layers[-1].name == "logits"
     probs = with_sigmoid(model).predict(x, verbose=0)
-    assert probs.shape == (2, 45, 45, 1) and ((probs >= 0) & (probs <= 1)).all()
+    assert probs.shape == (2, 45, 45, 2 if deep else 1) and ((probs >= 0) & (probs <= 1)).all()
 
 
 @pytest.mark.parametrize(
