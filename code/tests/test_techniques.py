@@ -15,10 +15,10 @@ from crashing import CrashAtEpoch, train_stage1
 from tgssalt import fold_training as fold_module
 from tgssalt.config import StageConfig, resolve_config
 from tgssalt.errors import UserError
+from tgssalt.inference import predict_probs
 from tgssalt.keras_metrics import competition_score_ops
 from tgssalt.losses import EMPTY_WEIGHT, LEVEL_WEIGHT, bce, deep_supervised, get_loss
 from tgssalt.models import build_model, heads, with_sigmoid
-from tgssalt.inference import predict_probs
 from tgssalt.models.layers import (
     CoordChannels,
     CumsumChannel,
