@@ -63,7 +63,8 @@ class SaltHeadProbabilities(layers.Layer):
     and the empty-mask head's "has salt" probability, as two channels (`heads.head_probabilities`).
 
     A per-pixel loss leaves faint false positives on the ~40% of images without salt, each of
-    which scores 0; an image-level classifier decides those images better than a pixel threshold.
+    which scores 0: the 2018 solutions' reason for an image-level classifier (here it adds
+    little once the ensemble's threshold and minimum area are searched; docs/results.md).
     Prediction (`inference.predict_probs`) averages both channels over flips and snapshots, then
     empties the images whose averaged head says "no salt".
     """
