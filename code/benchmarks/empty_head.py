@@ -35,7 +35,7 @@ from tgssalt.data import read_images, resolve_data_folder, truth_masks  # noqa: 
 from tgssalt.ensemble import MIN_AREAS, find_folds  # noqa: E402
 from tgssalt.layout import Outputs, base_run  # noqa: E402
 from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, threshold_area_table  # noqa: E402
-from tgssalt.models.heads import unpack  # noqa: E402
+from tgssalt.models.heads import head_probabilities  # noqa: E402
 from tgssalt.models.layers import GatedSaltProbability, SaltHeadProbabilities  # noqa: E402
 from tgssalt.pipeline import preprocess  # noqa: E402
 from tgssalt.sizes import to_original_size  # noqa: E402
@@ -59,9 +59,9 @@ def member_heads(member: keras.Model, x: np.ndarray) -> list[tuple[np.ndarray, n
     heads = []
     for flip in (False, True):
         packed = member.predict(x[:, :, ::-1] if flip else x, batch_size=64, verbose=0)
-        mask, _, empty = (np.asarray(a) for a in unpack(packed))
-        mask = 1 / (1 + np.exp(-mask))
-        heads.append((mask[:, :, ::-1] if flip else mask, 1 / (1 + np.exp(-empty[:, 0]))))
+        probs = keras.ops.convert_to_numpy(head_probabilities(packed))
+        probs = probs[:, :, ::-1] if flip else probs
+        heads.append((probs[..., :1], probs[:, 0, 0, 1]))
     return heads
 
 

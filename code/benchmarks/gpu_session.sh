@@ -176,6 +176,26 @@ wait_compiled() {
         until grep -q "^Epoch 2/" "$log" 2>/dev/null || [ "$SECONDS" -ge "$until" ]; do sleep 2; done
     done
 }
+
+# train_staggered DEADLINE: every fold of recipe_cfgs and extra_cfgs (EXTRA niced) in the
+# background, pids into recipe_pids and extra_pids (the caller's). Folds of one config compile
+# identical programs: the first fold of each compiles them into JAX's persistent cache alone
+# (STAGGER_SECONDS at most), the other folds then load them.
+train_staggered() {
+    local deadline=$1 first=${FOLDS%% *} rest=${FOLDS#* } cfg
+    local -a leaders=()
+    [ "$rest" = "$FOLDS" ] && rest=""
+    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
+    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+    launch_folds recipe_pids "$deadline" 0 "$first" "${recipe_cfgs[@]}"
+    launch_folds extra_pids "$deadline" 5 "$first" "${extra_cfgs[@]}"
+    for cfg in "${recipe_cfgs[@]}" "${extra_cfgs[@]}"; do leaders+=("$(fold_log "$cfg" "$first")"); done
+    wait_compiled "${STAGGER_SECONDS:-90}" "${leaders[@]}"
+    echo "== recipe: first folds compiled after $((SECONDS - started)) s; the other folds start"
+    launch_folds recipe_pids "$deadline" 0 "$rest" "${recipe_cfgs[@]}"
+    launch_folds extra_pids "$deadline" 5 "$rest" "${extra_cfgs[@]}"
+}
+
 # The shipped recipe (RECIPE: the configs blended, issue 15) and EXTRA configs (default the
 # original's unet-resnet.json at its 20 + 50 epochs), all folds at once, then each config's fold
 # ensemble and the recipe's blend (ensemble.py, out of fold). ENSEMBLE_SECONDS (default 100) are
@@ -194,20 +214,8 @@ recipe_step() {
     mapfile -t extra_cfgs < <(recipe_configs "$WORK/configs" ${EXTRA-unet-resnet})
     budget=$((TOTAL - (SECONDS - START) - reserve))
     echo "== recipe: ${recipe_cfgs[*]} + ${extra_cfgs[*]:-nothing}, folds $FOLDS, ${budget} s to train"
-    # Folds of one config compile identical programs: the first fold of each compiles them into
-    # JAX's persistent cache alone (STAGGER_SECONDS at most), the other folds then load them.
-    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
-    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-    local deadline=$((SECONDS + budget)) first=${FOLDS%% *} rest=${FOLDS#* } cfg
-    [ "$rest" = "$FOLDS" ] && rest=""
-    local -a recipe_pids=() extra_pids=() leaders=()
-    launch_folds recipe_pids "$deadline" 0 "$first" "${recipe_cfgs[@]}"
-    launch_folds extra_pids "$deadline" 5 "$first" "${extra_cfgs[@]}"
-    for cfg in "${recipe_cfgs[@]}" "${extra_cfgs[@]}"; do leaders+=("$(fold_log "$cfg" "$first")"); done
-    wait_compiled "${STAGGER_SECONDS:-90}" "${leaders[@]}"
-    echo "== recipe: first folds compiled after $((SECONDS - started)) s; the other folds start"
-    launch_folds recipe_pids "$deadline" 0 "$rest" "${recipe_cfgs[@]}"
-    launch_folds extra_pids "$deadline" 5 "$rest" "${extra_cfgs[@]}"
+    local -a recipe_pids=() extra_pids=()
+    train_staggered $((SECONDS + budget))
     for pid in "${recipe_pids[@]}"; do wait "$pid"; done
     echo "== recipe trained after $((SECONDS - started)) s"
     grep -h "validation score" "$WORK"/outputs/logs/*.log
