@@ -24,6 +24,7 @@ from scipy import ndimage  # noqa: E402
 from tgssalt.blend import load_member, load_members, load_oof_probs  # noqa: E402
 from tgssalt.data import resolve_data_folder, truth_masks  # noqa: E402
 from tgssalt.ensemble import MIN_AREAS  # noqa: E402
+from tgssalt.errors import run_cli  # noqa: E402
 from tgssalt.metrics import threshold_area_table  # noqa: E402
 
 LOWS = np.round(np.arange(0.30, 0.561, 0.02), 2)
@@ -77,12 +78,12 @@ def halves_gain(table: np.ndarray, splits: int = 20) -> tuple[float, float]:
     return float(np.mean(gains)), float(np.std(gains))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", nargs="+", required=True, help="base runs, e.g. best64-wide-1")
     parser.add_argument("--data-folder", type=Path, default=Path("data"))
     parser.add_argument("--outputs-folder", type=Path, default=Path("outputs"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if len(args.run) > 1:
         members = load_members(args.outputs_folder, args.run)
     else:
@@ -98,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -1,6 +1,8 @@
 """code/benchmarks/hysteresis.py: the rule it measures, on hand-made probability maps."""
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +48,14 @@ def test_halves_gain_is_zero_when_hysteresis_adds_nothing():
     table[:, :, 1] = table[:, :, 0]
     mean, spread = hysteresis.halves_gain(table, splits=5)
     assert (mean, spread) == (0.0, 0.0)
+
+
+def test_a_run_without_predictions_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--run", "nosuch-1", "--outputs-folder", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "nosuch-1-cvfold<k>-test.npz" in result.stderr.strip().splitlines()[-1]
