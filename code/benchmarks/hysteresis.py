@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
-from tgssalt.blend import load_member, load_members, load_oof_probs  # noqa: E402
+from tgssalt.blend import blend, load_member, load_members, load_oof_probs  # noqa: E402
 from tgssalt.data import resolve_data_folder, truth_masks  # noqa: E402
 from tgssalt.ensemble import MIN_AREAS  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         members = [load_member(args.outputs_folder, args.run[0])]
     ids, probs = load_oof_probs(members)
-    mean = np.mean([p.astype(np.float32) for p in probs], axis=0)
+    mean = blend(probs, np.full(len(probs), 1 / len(probs))).astype(np.float32, copy=False)
     table = hysteresis_tables(truth_masks(resolve_data_folder(args.data_folder), ids), mean)
     gain, spread = halves_gain(table)
     report = {"runs": args.run, "images": len(ids)}
