@@ -5,7 +5,8 @@
     python code/ensemble.py --run unet-resnet-1 best-1 --weights auto
 
 Tunes the threshold and the minimum salt area on the folds' out-of-fold validation predictions,
-then writes submissions/<run>-ensemble-submission.csv, models/<run>-ensemble.json and
+and hysteresis's peak threshold when it wins on held-out halves, then writes
+submissions/<run>-ensemble-submission.csv, models/<run>-ensemble.json and
 figures/<run>-ensemble-threshold.png under the outputs folder. With several runs it also tunes
 the runs' blend weights and writes submissions/<a>+<b>-blend-submission.csv,
 models/<a>+<b>-blend.json and figures/<a>+<b>-blend-weights.png.

@@ -3,10 +3,10 @@
     python code/predict.py --models unet-resnet-1 --images data/test/images --out masks/
     python code/predict.py --models a-stage2.keras b-stage2.keras --images in/ --out masks/
 
---models takes .keras files, a run name (its fold models in the outputs folder, with the threshold
-and min_area of its ensemble) or a blend's run name (e.g. a-1+b-1-blend: its members' fold models,
-weighted as the blend says, with its threshold and min_area). Writes <out>/<id>.png masks (0/255)
-and an RLE CSV.
+--models takes .keras files, a run name (its fold models in the outputs folder, with the rule of
+its ensemble: threshold, hysteresis peak if kept, min_area) or a blend's run name (e.g.
+a-1+b-1-blend: its members' fold models, weighted as the blend says, with its rule). Writes
+<out>/<id>.png masks (0/255) and an RLE CSV.
 """
 
 import argparse

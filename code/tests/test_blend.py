@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import config_for, write_data, write_fold
+from fakes import config_for, peaked_probs, write_data, write_fold
 from tgssalt.blend import (
     candidate_weights,
     choose,
@@ -108,6 +108,23 @@ def test_outputs_are_the_weighted_fold_means(blended):
     ids, probs, again = ensemble_test_probs(outputs, "a-1+b-1-blend")
     assert ids.tolist() == data["test_ids"].tolist() and again["threshold"] == saved["threshold"]
     np.testing.assert_allclose(probs, expected, atol=1e-6)
+
+
+def test_the_chosen_weights_get_hysteresis_when_it_helps(tmp_path):
+    data = write_data(tmp_path / "data", n_train=N_TRAIN)
+    outputs = tmp_path / "outputs"
+    write_member(outputs, data, "a", peaked_probs(data["masks"], rim=2))
+    write_member(outputs, data, "b", peaked_probs(data["masks"], rim=4))
+    summary = run_blend(outputs, ["a-1", "b-1"], tmp_path / "data", options={"weights": "equal"})
+    assert summary["hysteresis_kept"] and summary["oof_score"] == pytest.approx(1.0)
+    assert summary["oof_score_one_threshold"] == pytest.approx(summary["oof_score_equal_weights"])
+    assert summary["oof_score_one_threshold"] < 0.9
+    assert summary["threshold"] < summary["peak_threshold"]
+    ids, probs, saved = ensemble_test_probs(outputs, "a-1+b-1-blend")
+    rule = (saved["threshold"], saved["min_area"], saved["peak_threshold"])
+    df = validate_submission(saved["submission"], expected_ids=ids)
+    masks = np.stack([rle_decode(r) for r in df["rle_mask"]])
+    np.testing.assert_array_equal(masks, binarize(probs, *rule))
 
 
 def _search(masks, probs_a, probs_b, rule):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import BLOB, config_for, masks_for, write_data, write_fold
+from fakes import BLOB, config_for, masks_for, peaked_probs, write_data, write_fold
 from tgssalt.ensemble import run_ensemble
 from tgssalt.errors import UserError
 from tgssalt.layout import Outputs
-from tgssalt.metrics import binarize, competition_score, threshold_area_search
+from tgssalt.metrics import binarize, competition_score, threshold_area_table
+from tgssalt.postprocess import tune_rule
 from tgssalt.predictions import load_predictions, save_predictions
 from tgssalt.rle import rle_decode
 from tgssalt.submission import validate_submission
@@ -42,13 +43,16 @@ def test_search_matches_brute_force(dtype):
     truth = masks_for(12, 5)[:, ::4, ::4]  # 26x26
     probs = np.clip(0.3 + 0.4 * truth + rng.normal(0, 0.2, truth.shape), 0, 1).astype(dtype)
     thresholds, areas = np.linspace(0.3, 0.7, 9), np.array([0, 3, 10, 30, 60])
-    t, a, best, grid = threshold_area_search(truth, probs, thresholds, areas, chunk=5)
+    grid = threshold_area_table(truth, probs, thresholds, areas, chunk=5).mean(axis=0)
     brute = np.array(
         [[competition_score(truth, binarize(probs, ti, ai)) for ai in areas] for ti in thresholds]
     )
     np.testing.assert_allclose(grid, brute)
-    assert best == pytest.approx(brute.max()) and grid[list(thresholds).index(t), 0] <= best
-    assert brute[list(thresholds).index(t), list(areas).index(a)] == pytest.approx(best)
+    rule, one_threshold_grid = tune_rule(truth, probs, thresholds, areas)
+    np.testing.assert_allclose(one_threshold_grid, brute)
+    t, a = list(thresholds).index(rule["threshold_one_threshold"]), rule["min_area_one_threshold"]
+    assert rule["oof_score_one_threshold"] == pytest.approx(brute.max())
+    assert brute[t, list(areas).index(a)] == pytest.approx(brute.max())
 
 
 def _folds(root: Path, n_folds: int = 3, **config_kwargs) -> tuple[Path, Path, dict]:
@@ -96,6 +100,26 @@ def test_submission_is_the_postprocessed_fold_mean(ensembled):
     assert saved["threshold"] == summary["threshold"] and saved["min_area"] == summary["min_area"]
     assert paths.figure.is_file() and (outputs / "mlflow.db").is_file()
     assert not list(outputs.rglob("*.tmp*"))
+
+
+def test_hysteresis_is_kept_and_applied_where_it_helps(tmp_path):
+    data = write_data(tmp_path / "data")
+    outputs = tmp_path / "outputs"
+    for fold in range(3):
+        write_fold(outputs, config_for(), fold, data, probs=peaked_probs(data["masks"]))
+    summary = run_ensemble(outputs, BASE, tmp_path / "data")
+    assert summary["hysteresis_kept"] and summary["oof_score"] == pytest.approx(1.0)
+    assert summary["oof_score_one_threshold"] < 0.9
+    paths = Outputs(outputs).ensemble(BASE)
+    saved = json.loads(paths.summary.read_text())
+    assert saved["peak_threshold"] == summary["peak_threshold"] > summary["threshold"]
+    total = np.zeros((len(data["test_ids"]), 101, 101), np.float32)
+    for fold in range(3):
+        total += load_predictions(outputs / "predictions" / f"{BASE}-cvfold{fold}-test.npz")[1]
+    rule = (summary["threshold"], summary["min_area"], summary["peak_threshold"])
+    df = validate_submission(paths.submission, expected_ids=data["test_ids"])
+    masks = np.stack([rle_decode(r) for r in df["rle_mask"]])
+    np.testing.assert_array_equal(masks, binarize(total / 3, *rule))
 
 
 def _rewrite(path: Path, ids=None, meta_update=None) -> None:

@@ -21,7 +21,14 @@ from tgssalt.errors import UserError
 from tgssalt.layout import Outputs
 from tgssalt.metrics import binarize
 from tgssalt.models import build_model, with_sigmoid
-from tgssalt.predict_images import postprocessing, predict_images, resolve_model_paths
+from tgssalt.predict_images import (
+    Postprocessing,
+    _override,
+    postprocessing,
+    predict_images,
+    resolve_model_paths,
+    to_masks,
+)
 from tgssalt.rle import rle_decode
 from tgssalt.splits import save_split
 from tgssalt.submission import validate_submission
@@ -83,9 +90,25 @@ def test_ensemble_json_gives_threshold_and_min_area(outputs, tmp_path):
     summary.write_text(json.dumps({"threshold": 0.45, "min_area": 30}))
     try:
         post = postprocessing(["fake-1"], paths, outputs)
+        summary.write_text(json.dumps({"threshold": 0.45, "min_area": 30, "peak_threshold": 0.6}))
+        peaked = postprocessing(["fake-1"], paths, outputs)
     finally:
         summary.unlink()
-    assert (post.threshold, post.min_area, post.source) == (0.45, 30, str(summary))
+    assert (post.threshold, post.min_area, post.source, post.peak) == (0.45, 30, str(summary), None)
+    assert (peaked.threshold, peaked.peak) == (0.45, 0.6)
+    assert _override(peaked, {"min_area": 5}).peak == 0.6  # tuned with this threshold: kept
+    assert _override(peaked, {"threshold": 0.4}).peak is None  # another threshold: dropped
+
+
+def test_hysteresis_peak_applies_at_every_size():
+    probs = np.zeros((2, 101, 101), np.float32)
+    probs[:, 10:30, 10:30] = 0.6  # a faint body: dropped
+    probs[:, 50:80, 50:80] = 0.6  # a faint body ...
+    probs[:, 60:70, 60:70] = 0.9  # ... around a sure core: kept whole
+    square, tall = to_masks(probs, [(101, 101), (202, 150)], Postprocessing(0.5, 0, "", 0.7))
+    assert square.sum() == 900 and square[50:80, 50:80].all()
+    assert tall.shape == (202, 150) and not tall[20:60, 15:45].any()
+    assert tall[105:155, 78:115].all()
 
 
 def test_unet_folds_predict_a_valid_submission(outputs, tmp_path):

@@ -15,11 +15,13 @@ multiples of `--weight-step`) jointly with the threshold/min-area grid
 (`metrics.threshold_area_table`). Ties go to the weights nearest equal ones. Tuning weights on the
 same images they are scored on flatters them; so the images are also cut into two random halves,
 everything is tuned on one half and scored on the other, both ways (`cross_checked_*`): rule
-`auto` keeps the tuned weights only when that honest estimate beats equal weights'.
+`auto` keeps the tuned weights only when that honest estimate beats equal weights'. The chosen
+weights' rule then gets hysteresis's peak threshold when that beats one threshold on held-out
+halves (`postprocess.tune_rule`, as for one run's ensemble).
 
 Writes `submissions/<blend>-submission.csv`, `models/<blend>.json` (members, weights, threshold,
-min_area, OOF scores; read by `predict.py`) and `figures/<blend>-weights.png` (`layout.blend_run`
-names `<blend>`) and logs them to MLflow (experiment `blends`).
+peak_threshold, min_area, OOF scores; read by `predict.py`) and `figures/<blend>-weights.png`
+(`layout.blend_run` names `<blend>`) and logs them to MLflow (experiment `blends`).
 """
 
 import itertools
@@ -38,19 +40,21 @@ from .ensemble import (
     align_ids,
     blank_submission,
     check_folds,
+    describe_rule,
     find_folds,
     print_coverage_report,
+    print_hysteresis,
     search_grid,
 )
 from .errors import UserError
 from .layout import BLEND_EXPERIMENT, Outputs, blend_run, is_blend_run
 from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
-    binarize,
     competition_score,
     coverage_report,
     threshold_area_table,
 )
+from .postprocess import apply_rule, tune_rule
 from .predictions import load_header, load_predictions
 from .splits import read_split
 from .submission import validate_submission, write_submission
@@ -314,8 +318,8 @@ def _tuned(search: Search, summary: dict, equal: int, rule: str) -> int:
 
 
 def member_scores(search: Search, members: list[Member]) -> list[dict]:
-    """Each member alone (weight 1): its OOF score, threshold and min_area, which are what
-    `ensemble.py` reports for that run, and its folds."""
+    """Each member alone (weight 1): its one-threshold OOF score, threshold and min_area (as
+    `ensemble.py` reports them for that run, before hysteresis), and its folds."""
     rows = []
     for m, member in enumerate(members):
         alone = np.eye(len(members))[m]
@@ -399,9 +403,12 @@ def run_blend(
     truth = truth_masks(data_folder, oof_ids)
     search = search_weights(truth, probs, rule, options["weight_step"], thresholds, min_areas)
     summary = {"run": run, **choose(search, rule), "members": member_scores(search, members)}
+    # The chosen weights' rule, now with hysteresis's peak if it is worth it (the same one
+    # threshold and min_area otherwise).
+    summary.update(tune_rule(truth, blend(probs, summary["weights"]), thresholds, min_areas)[0])
     summary["oof_by_coverage_class"] = oof_coverage(truth, probs, summary)
     ids, test_probs = blended_test_probs(members, summary["weights"])
-    masks = binarize(test_probs, summary["threshold"], summary["min_area"])
+    masks = apply_rule(test_probs, summary)
     summary.update(_description(summary, split, search, truth, masks, options["weight_step"]))
     _write_outputs(Path(outputs_folder), summary, ids, masks, search)
     return summary
@@ -409,8 +416,7 @@ def run_blend(
 
 def oof_coverage(truth, probs: list[np.ndarray], summary: dict) -> list[dict]:
     """The blend's out-of-fold score lost per coverage class, at its weights and rule."""
-    masks = binarize(blend(probs, summary["weights"]), summary["threshold"], summary["min_area"])
-    return coverage_report(truth, masks)
+    return coverage_report(truth, apply_rule(blend(probs, summary["weights"]), summary))
 
 
 def _announce(run: str, members: list[Member]) -> bool:
@@ -458,6 +464,7 @@ def _write_outputs(out: Path, summary: dict, ids, masks, search: Search) -> None
     from .tracking import log_fold_metrics, mlflow_run  # imports keras: only when needed
 
     params = {k: summary[k] for k in ("weights", "threshold", "min_area", "weights_rule")}
+    params["peak_threshold"] = summary["peak_threshold"]
     params.update(members=names, thresholds=summary["thresholds"], min_areas=summary["min_areas"])
     with mlflow_run(out, BLEND_EXPERIMENT, summary["run"], params) as mlflow:
         log_fold_metrics(summary, paths.summary)
@@ -472,10 +479,11 @@ def _report(summary: dict, submission: Path) -> None:
     for weight, row in zip(summary["weights"], summary["members"], strict=True):
         print(f"{weight:>6.2f}  {row['oof_score']:.4f}     {row['run']}")
     tuned = summary.get("oof_score_tuned_weights")
+    print_hysteresis(summary)
     print(
-        f"{summary['run']}: out-of-fold score {summary['oof_score']:.4f} at threshold "
-        f"{summary['threshold']:.3f}, min_area {summary['min_area']} ({summary['weights_kept']} "
-        f"weights; equal weights {summary['oof_score_equal_weights']:.4f}"
+        f"{summary['run']}: out-of-fold score {summary['oof_score']:.4f} at "
+        f"{describe_rule(summary)} ({summary['weights_kept']} weights; equal weights "
+        f"{summary['oof_score_equal_weights']:.4f}"
         + (f", tuned {tuned:.4f}" if tuned is not None else "")
         + f"); wrote {submission}"
     )

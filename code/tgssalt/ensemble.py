@@ -5,12 +5,14 @@ its test probabilities (`predictions/<run>-valid.npz`, `-test.npz`). Each fold's
 must be that fold's in the run's split file (`folds/<base>.csv`, `splits.py`), so together the
 validation files cover each labelled image once: the out-of-fold (OOF) set. On it one joint grid
 search picks the probability threshold and the minimum salt area (`metrics.binarize`: a mask with
-fewer salt pixels becomes empty). The test probabilities are averaged over the folds and binarised
-with the chosen pair. The OOF score measures the single fold models with that post-processing;
-the averaged test predictions have no labels, and are expected to do at least as well.
+fewer salt pixels becomes empty), and hysteresis's peak threshold when that beats one threshold
+on held-out halves (`postprocess.tune_rule`). The test probabilities are averaged over the folds
+and binarised with the chosen rule. The OOF score measures the single fold models with that
+post-processing; the averaged test predictions have no labels, and are expected to do at least
+as well.
 
 Writes `submissions/<base>-ensemble-submission.csv`, `models/<base>-ensemble.json` (the
-threshold, min_area, scores and folds, read by `predict.py`) and
+threshold, peak_threshold, min_area, scores and folds, read by `predict.py`) and
 `figures/<base>-ensemble-threshold.png`, and logs them to MLflow as run `<base>-ensemble`.
 """
 
@@ -31,9 +33,9 @@ from .metrics import (
     binarize,
     competition_score,
     coverage_report,
-    threshold_area_search,
     threshold_search,
 )
+from .postprocess import HALVES_SPLITS, apply_rule, tune_rule
 from .predictions import load_header, load_predictions
 from .splits import validation_ids
 from .submission import validate_submission, write_submission
@@ -181,25 +183,26 @@ def mean_test_probs(folds: list[FoldFiles], alignments: list, n_images: int) -> 
 def oof_scores(
     truth: np.ndarray, probs: np.ndarray, per_fold: list, thresholds, min_areas
 ) -> tuple[dict, np.ndarray]:
-    """Search (threshold, min_area) on the OOF set; score the alternatives it is compared with."""
-    threshold, min_area, best, grid = threshold_area_search(truth, probs, thresholds, min_areas)
+    """Tune the rule on the OOF set (`postprocess.tune_rule`); score the alternatives it is
+    compared with."""
+    summary, grid = tune_rule(truth, probs, thresholds, min_areas)
     fold_scores, start = [], 0
     for count, fold_threshold in per_fold:
         part = slice(start, start + count)
         fold_scores.append(competition_score(truth[part], binarize(probs[part], fold_threshold)))
         start += count
-    summary = {
-        "oof_score": best,
-        "threshold": threshold,
-        "min_area": min_area,
-        "oof_score_threshold_only": threshold_search(truth, probs, thresholds)[1],
-        "oof_score_at_0.5": competition_score(truth, binarize(probs, DEFAULT_THRESHOLD)),
-        "mean_fold_validation_score": float(np.mean(fold_scores)),
-        "fold_validation_scores": fold_scores,
-        "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),
-        "oof_images": int(len(truth)),
-        "oof_by_coverage_class": coverage_report(truth, binarize(probs, threshold, min_area)),
-    }
+    masks = apply_rule(probs, summary)
+    summary.update(
+        {
+            "oof_score_threshold_only": threshold_search(truth, probs, thresholds)[1],
+            "oof_score_at_0.5": competition_score(truth, binarize(probs, DEFAULT_THRESHOLD)),
+            "mean_fold_validation_score": float(np.mean(fold_scores)),
+            "fold_validation_scores": fold_scores,
+            "empty_baseline_score": competition_score(truth, np.zeros_like(truth)),
+            "oof_images": int(len(truth)),
+            "oof_by_coverage_class": coverage_report(truth, masks),
+        }
+    )
     return summary, grid
 
 
@@ -229,7 +232,7 @@ def run_ensemble(
     truth = truth_masks(data_folder, valid_ids)
     summary, grid = oof_scores(truth, valid_probs, per_fold, thresholds, min_areas)
     test_probs = mean_test_probs(folds, alignments, len(test_ids))
-    masks = binarize(test_probs, summary["threshold"], summary["min_area"])
+    masks = apply_rule(test_probs, summary)
     summary.update(_description(base, folds, reference, thresholds, min_areas, masks))
     _write_outputs(Path(outputs_folder), base, test_ids, masks, summary, grid)
     return summary
@@ -291,7 +294,7 @@ def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -
         np.asarray(summary["thresholds"]),
         np.asarray(summary["min_areas"]),
         grid,
-        (summary["threshold"], summary["min_area"]),
+        (summary["threshold_one_threshold"], summary["min_area_one_threshold"]),
         f"{base} ensemble of {len(summary['folds_used'])} fold(s)",
         paths.figure,
     )
@@ -305,11 +308,30 @@ def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -
     for fold, score in zip(summary["folds_used"], summary["fold_validation_scores"], strict=True):
         print(f"{fold:>4}  {score:.4f}")
     print_coverage_report(summary["oof_by_coverage_class"])
+    print_hysteresis(summary)
     print(
-        f"{base}: out-of-fold score {summary['oof_score']:.4f} at threshold "
-        f"{summary['threshold']:.3f}, min_area {summary['min_area']} (threshold alone "
-        f"{summary['oof_score_threshold_only']:.4f}; mean fold score "
+        f"{base}: out-of-fold score {summary['oof_score']:.4f} at {describe_rule(summary)} "
+        f"(threshold alone {summary['oof_score_threshold_only']:.4f}; mean fold score "
         f"{summary['mean_fold_validation_score']:.4f}); wrote {paths.submission}"
+    )
+
+
+def describe_rule(summary: dict) -> str:
+    """The chosen rule in words: threshold, hysteresis's peak if kept, min_area."""
+    peak = summary["peak_threshold"]
+    hysteresis = "" if peak is None else f", peak {peak:.3f}"
+    return f"threshold {summary['threshold']:.3f}{hysteresis}, min_area {summary['min_area']}"
+
+
+def print_hysteresis(summary: dict) -> None:
+    """Print whether hysteresis beat the one threshold on held-out halves, and so is kept."""
+    gain, spread = summary["held_out_gain_hysteresis"], summary["held_out_gain_std_hysteresis"]
+    kept = "kept" if summary["hysteresis_kept"] else "not kept"
+    print(
+        f"hysteresis (peak {summary['peak_threshold_hysteresis']:.3f}): out-of-fold "
+        f"{summary['oof_score_hysteresis']:.4f} against one threshold's "
+        f"{summary['oof_score_one_threshold']:.4f}; held-out gain {gain:+.4f} +- {spread:.4f} "
+        f"over {HALVES_SPLITS} random halves: {kept}"
     )
 
 

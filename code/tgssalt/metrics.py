@@ -5,9 +5,10 @@ and 0 otherwise; an image whose truth is empty scores 1 only if the prediction i
 The image score is the mean over `IOU_THRESHOLDS` (0.50 ... 0.95) and the dataset score the mean
 over images. The numpy functions here are the reference; `keras_metrics.competition_score_ops`
 is the same computation in `keras.ops`, a training metric under any Keras backend.
-`binarize` is the post-processing every prediction goes through (a threshold, then a minimum
-salt area) and `threshold_area_search` tunes both of its parameters at once, from the
-per-image scores of `threshold_area_table`.
+`binarize` is the post-processing every prediction goes through (a threshold, optionally
+hysteresis's second `peak` threshold, then a minimum salt area); `threshold_area_table` and
+`peak_area_table` score a whole grid of its parameters per image, for `postprocess.tune_rule`
+and the blend's weight search.
 
 "IoU > t" is evaluated exactly, as `100 * intersection > percent(t) * union` on pixel counts:
 the thresholds are whole percents, and comparing float ratios would let rounding decide the
@@ -17,6 +18,7 @@ cases where IoU equals a threshold (for example 3/4 against 0.75).
 import numpy as np
 
 from .competition import IOU_THRESHOLDS
+from .hysteresis import above, as_batch, keep_peaked, peak_counts
 
 # The IoU thresholds as whole percents (50, 55, ..., 95), for exact integer comparisons.
 THRESHOLD_PERCENTS = np.rint(IOU_THRESHOLDS * 100).astype(np.int64)
@@ -25,11 +27,7 @@ DEFAULT_SEARCH_THRESHOLDS = np.linspace(0.2, 0.8, 31)
 
 def _as_flat_batch(masks: np.ndarray, name: str) -> np.ndarray:
     """Return a (N, H, W) or (N, H, W, 1) batch as an (N, H*W) array; reject other shapes."""
-    masks = np.asarray(masks)
-    if masks.ndim == 4 and masks.shape[-1] == 1:
-        masks = masks[..., 0]
-    if masks.ndim != 3:
-        raise ValueError(f"{name} must be a batch (N, H, W) or (N, H, W, 1), got {masks.shape}")
+    masks = as_batch(masks, name)
     return masks.reshape(masks.shape[0], -1)
 
 
@@ -93,46 +91,25 @@ def threshold_search(
     return float(thresholds[best]), float(scores[best]), scores
 
 
-def binarize(probs: np.ndarray, threshold: float, min_area: int = 0) -> np.ndarray:
+def binarize(
+    probs: np.ndarray, threshold: float, min_area: int = 0, peak: float | None = None
+) -> np.ndarray:
     """Binary masks (N, H, W) uint8 from probabilities: `probs > threshold`, then the min-area rule.
 
-    The rule empties every mask with fewer than `min_area` salt pixels: a small false positive on
-    an image without salt costs that whole image's score. The threshold is compared in the
-    probabilities' dtype, as `threshold_area_search` does, so both agree pixel for pixel.
+    With a `peak` above the threshold, hysteresis first drops each salt body whose probabilities
+    never exceed `peak` (`hysteresis.keep_peaked`). The rule empties every mask with fewer than
+    `min_area` salt pixels: a small false positive on an image without salt costs that whole
+    image's score. The thresholds are compared in the probabilities' dtype, as
+    `threshold_area_table` and `peak_area_table` do, so all agree pixel for pixel.
     """
     probs = np.asarray(probs)
-    if np.issubdtype(probs.dtype, np.floating):
-        threshold = np.asarray(threshold, dtype=probs.dtype)
-    masks = probs > threshold
+    if peak is not None and peak > threshold:
+        masks = keep_peaked(probs, threshold, peak).reshape(probs.shape)
+    else:
+        masks = above(probs, threshold)
     area = masks.sum(axis=tuple(range(1, masks.ndim)))  # also for no images at all
     masks[area < min_area] = False
     return masks.astype(np.uint8)
-
-
-def threshold_area_search(
-    truth: np.ndarray,
-    probs: np.ndarray,
-    thresholds: np.ndarray,
-    min_areas: np.ndarray,
-    chunk: int = 500,
-) -> tuple[float, int, float, np.ndarray]:
-    """Find the (threshold, min_area) pair of `binarize` that maximises the dataset score.
-
-    The dataset score of every pair is the mean over images of `threshold_area_table`. Both grids
-    are used in ascending order.
-    Returns (threshold, min_area, best score, scores (thresholds, min_areas)); ties go to the
-    smallest min_area, then the smallest threshold.
-    """
-    thresholds = np.sort(np.asarray(thresholds, dtype=np.float64).ravel())
-    min_areas = np.sort(np.asarray(min_areas, dtype=np.int64).ravel())
-    scores = threshold_area_table(truth, probs, thresholds, min_areas, chunk).mean(axis=0)
-    best_area, best_threshold = np.unravel_index(int(np.argmax(scores.T)), scores.T.shape)
-    return (
-        float(thresholds[best_threshold]),
-        int(min_areas[best_area]),
-        float(scores[best_threshold, best_area]),
-        scores,
-    )
 
 
 def threshold_area_table(
@@ -158,11 +135,38 @@ def threshold_area_table(
     thresholds = np.asarray(sorted_thresholds, dtype=np.float64).ravel()
     min_areas = np.asarray(sorted_min_areas, dtype=np.int64).ravel()
     predicted, hit = _chunked_counts(truth_flat, probs_flat, thresholds, chunk)
-    truth_counts = truth_flat.sum(axis=1)[:, None]
-    kept = _scores_from_counts(hit, truth_counts + predicted - hit)  # (N, T)
-    emptied = (truth_counts == 0).astype(np.float64)  # (N, 1)
-    small = predicted[:, :, None] < min_areas[None, None, :]  # (N, T, A)
-    return np.where(small, emptied[:, :, None], kept[:, :, None])
+    return _area_rule(predicted, hit, truth_flat.sum(axis=1), min_areas)
+
+
+def peak_area_table(
+    truth: np.ndarray,
+    probs: np.ndarray,
+    sorted_thresholds: np.ndarray,
+    gaps: np.ndarray,
+    sorted_min_areas: np.ndarray,
+) -> np.ndarray:
+    """Every image's score (N, thresholds, gaps, min_areas) under each rule
+    `binarize(probs, threshold, min_area, peak=threshold + gap)`: hysteresis and the min-area
+    rule together. Gap 0 is the one threshold, equal to `threshold_area_table`."""
+    truth_batch, probs_batch = as_batch(truth, "truth"), as_batch(probs, "probs")
+    if truth_batch.shape != probs_batch.shape or truth_batch.shape[0] == 0:
+        shapes = f"truth {truth_batch.shape} and probs {probs_batch.shape}"
+        raise ValueError(f"{shapes} must match, N > 0")
+    thresholds = np.asarray(sorted_thresholds, dtype=np.float64).ravel()
+    min_areas = np.asarray(sorted_min_areas, dtype=np.int64).ravel()
+    predicted, hit = peak_counts(truth_batch, probs_batch, thresholds, np.asarray(gaps).ravel())
+    truth_counts = np.count_nonzero(truth_batch.reshape(len(truth_batch), -1), axis=1)
+    return _area_rule(predicted, hit, truth_counts, min_areas)
+
+
+def _area_rule(predicted, hit, truth_counts, min_areas) -> np.ndarray:
+    """Image scores (N, ..., A) from per-rule pixel counts (N, ...): the min-area rule swaps a
+    mask smaller than each min_area for the empty mask (1 if the truth is empty, else 0)."""
+    truth_counts = np.asarray(truth_counts).reshape(-1, *[1] * (predicted.ndim - 1))
+    kept = _scores_from_counts(hit, truth_counts + predicted - hit)[..., None]
+    emptied = (truth_counts == 0).astype(np.float64)[..., None]
+    small = predicted[..., None] < min_areas
+    return np.where(small, emptied, kept)
 
 
 def _chunked_counts(

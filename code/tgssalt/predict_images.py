@@ -4,11 +4,11 @@ Models are `.keras` files, or a run name whose fold models are found in the outp
 (`models/<run>-cvfold<k>-stage2.keras`, else that fold's `-stage1.keras`; `layout.py` names them),
 or a blend run (`<a>+<b>-blend`, `ensemble.py` with several runs) whose members' fold models are
 found so. Their probabilities are averaged (with flip TTA; for a blend weighted by its members'
-weights), then binarised with the run's ensemble threshold and min_area
-(`models/<run>-ensemble.json`, or the blend's `models/<blend>.json`), else with the mean of the
-folds' own thresholds. Images of any size are resized to 101x101, the size the models were trained
-at, and each mask back to its image's size. Writes one mask PNG (0/255) per image and a CSV of their
-run-length encodings, each file atomically.
+weights), then binarised with the run's ensemble rule: threshold, hysteresis peak if kept, and
+min_area (`models/<run>-ensemble.json`, or the blend's `models/<blend>.json`), else with the mean
+of the folds' own thresholds. Images of any size are resized to 101x101, the size the models were
+trained at, and each mask back to its image's size. Writes one mask PNG (0/255) per image and a
+CSV of their run-length encodings, each file atomically.
 """
 
 import json
@@ -42,6 +42,7 @@ class Postprocessing:
     threshold: float
     min_area: int
     source: str
+    peak: float | None = None  # hysteresis's peak threshold, when the ensemble kept it
 
 
 def find_images(folder: Path) -> tuple[list[str], list[Path]]:
@@ -165,7 +166,8 @@ def postprocessing(
         path = (outputs.blend if blend else outputs.ensemble)(specs[0]).summary
         summary = _read_json(path)
         if summary is not None:
-            return Postprocessing(float(summary["threshold"]), int(summary["min_area"]), str(path))
+            rule = float(summary["threshold"]), int(summary["min_area"]), str(path)
+            return Postprocessing(*rule, summary.get("peak_threshold"))
     thresholds = []
     for model in model_paths:
         metrics = _read_json(RunOutputs.of_model(model).metrics)
@@ -239,12 +241,12 @@ def mean_probs(models: list[tuple], images: np.ndarray, weights=None) -> np.ndar
 def to_masks(probs: np.ndarray, sizes: list, post: Postprocessing) -> list[np.ndarray]:
     """Binary masks at each image's own size. The min-area rule is decided at 101x101, the scale
     it was tuned at; a kept mask is then thresholded from its probabilities resized back."""
-    kept = binarize(probs, post.threshold, post.min_area)
+    kept = binarize(probs, post.threshold, post.min_area, post.peak)
     masks = []
     for mask, prob, size in zip(kept, probs, sizes, strict=True):
         if size != (IMAGE_SIZE, IMAGE_SIZE) and mask.any():
             prob = resize(prob, size, order=1, preserve_range=True)
-            mask = (prob > post.threshold).astype(np.uint8)
+            mask = binarize(prob[None], post.threshold, 0, post.peak)[0]
         elif size != (IMAGE_SIZE, IMAGE_SIZE):
             mask = np.zeros(size, np.uint8)
         masks.append(mask)
@@ -308,20 +310,23 @@ def predict_images(
 
 
 def _override(post: Postprocessing, options: dict) -> Postprocessing:
-    """Command-line threshold and min_area win over the run's."""
+    """Command-line threshold and min_area win over the run's; a new threshold drops the
+    run's hysteresis peak, which was tuned with the run's threshold."""
     if options.get("threshold") is None and options.get("min_area") is None:
         return post
     threshold = post.threshold if options.get("threshold") is None else options["threshold"]
     min_area = post.min_area if options.get("min_area") is None else options["min_area"]
     if not 0 < threshold < 1 or min_area < 0:
         raise UserError("--threshold must be in (0, 1) and --min-area >= 0")
-    return Postprocessing(float(threshold), int(min_area), "the command line")
+    peak = post.peak if options.get("threshold") is None else None
+    return Postprocessing(float(threshold), int(min_area), "the command line", peak)
 
 
 def _announce(n_models: int, post: Postprocessing, sizes: list) -> None:
     """Say once what is used, and that images not 101x101 are resized both ways."""
+    peak = "" if post.peak is None else f", hysteresis peak {post.peak:.3f}"
     print(
-        f"{n_models} model(s); threshold {post.threshold:.3f}, min_area {post.min_area} "
+        f"{n_models} model(s); threshold {post.threshold:.3f}{peak}, min_area {post.min_area} "
         f"from {post.source}"
     )
     other = sum(size != (IMAGE_SIZE, IMAGE_SIZE) for size in sizes)

@@ -40,7 +40,8 @@ from .config import Config
 from .data import resolve_data_folder, truth_masks
 from .errors import UserError
 from .layout import Outputs, cv_run, parse_round_run, round_run
-from .metrics import binarize, image_scores
+from .metrics import image_scores
+from .postprocess import apply_rule
 from .predictions import load_predictions
 from .splits import validation_ids
 
@@ -142,16 +143,19 @@ def set_name(source: str, round_: int | None) -> tuple[str, str, int]:
 
 
 def post_processing(outputs: Outputs, base: str, threshold: float | None) -> dict:
-    """The threshold and minimum area that binarise the masks, and where they came from."""
+    """The threshold, hysteresis peak (None: one threshold) and minimum area that binarise the
+    masks, and where they came from."""
     summary = outputs.ensemble(base).summary
+    one = {"peak_threshold": None, "min_area": 0}
     if threshold is not None:
-        return {"threshold": threshold, "min_area": 0, "threshold_from": "--threshold"}
+        return {"threshold": threshold, **one, "threshold_from": "--threshold"}
     if not summary.is_file():
-        return {"threshold": DEFAULT_THRESHOLD, "min_area": 0, "threshold_from": "default"}
+        return {"threshold": DEFAULT_THRESHOLD, **one, "threshold_from": "default"}
     try:
         found = json.loads(summary.read_text())
         return {
             "threshold": float(found["threshold"]),
+            "peak_threshold": found.get("peak_threshold"),
             "min_area": int(found["min_area"]),
             "threshold_from": summary.name,
         }
@@ -234,7 +238,7 @@ def _write_fold(outputs: Outputs, settings: dict, fold: int, run, split_file: Pa
     ids, probs, meta = load_predictions(run.predictions("test"))
     if meta.get("run") != run.run or meta.get("split") != "test":
         raise UserError(f"{run.predictions('test')}: metadata names {meta.get('run')!r}")
-    masks = binarize(probs, settings["threshold"], settings["min_area"])
+    masks = apply_rule(probs, settings)
     keep = select_confident(probs, _selection(settings), masks)
     masks = masks[keep]
     excluded = np.array(sorted(validation_ids(split_file, fold)), dtype=str)
@@ -276,7 +280,7 @@ def selection_check(run, data_folder: Path, settings: dict) -> dict:
     masks: the share it keeps and the mean competition score of the kept masks against the rest,
     an out-of-fold estimate of how good the test images' pseudo-labels are (NaN: none kept)."""
     ids, probs, _ = load_predictions(run.predictions("valid"))
-    masks = binarize(probs, settings["threshold"], settings["min_area"])
+    masks = apply_rule(probs, settings)
     keep = select_confident(probs, _selection(settings), masks)
     scores = image_scores(truth_masks(resolve_data_folder(data_folder), ids), masks)
     return {
