@@ -38,10 +38,15 @@ def above(probs: np.ndarray, threshold: float) -> np.ndarray:
     return probs > threshold
 
 
+def label_bodies(probs: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:
+    """The salt bodies of `probs > threshold` in an (N, H, W) batch, labelled 1..count."""
+    return ndimage.label(above(probs, threshold), structure=IN_PLANE)
+
+
 def keep_peaked(probs: np.ndarray, threshold: float, peak: float) -> np.ndarray:
     """Boolean masks (N, H, W): the bodies of `probs > threshold` whose maximum exceeds `peak`."""
     probs = as_batch(probs, "probs")
-    bodies, count = ndimage.label(above(probs, threshold), structure=IN_PLANE)
+    bodies, count = label_bodies(probs, threshold)
     if count == 0 or peak <= threshold:
         return bodies > 0
     keep = above(body_peaks(probs, bodies, count), peak)
@@ -62,7 +67,7 @@ def peak_counts(
     predicted = np.zeros((n_images, len(thresholds), len(gaps)), np.int64)
     hit = np.zeros_like(predicted)
     for t, threshold in enumerate(thresholds):
-        bodies, count = ndimage.label(above(probs, threshold), structure=IN_PLANE)
+        bodies, count = label_bodies(probs, threshold)
         if count == 0:
             continue
         area = np.bincount(bodies.ravel(), minlength=count + 1)[1:]
