@@ -55,7 +55,7 @@ def current_export(path: Path) -> keras.Model:
 def moved(model: keras.Model, x: np.ndarray, dy: int, dx: int, margin: int) -> np.ndarray:
     """The model's output for x moved by (dy, dx) px (reflect padding), moved back (the edge
     rows and columns it lacks repeated from the nearest predicted ones)."""
-    n, h, w, _ = x.shape
+    _, h, w, _ = x.shape
     pad = ((0, 0), (margin, margin), (margin, margin), (0, 0))
     top, left = margin + dy, margin + dx
     view = np.pad(x, pad, mode="reflect")[:, top : top + h, left : left + w]
@@ -64,28 +64,36 @@ def moved(model: keras.Model, x: np.ndarray, dy: int, dx: int, margin: int) -> n
     return back[:, margin - dy : margin - dy + h, margin - dx : margin - dx + w]
 
 
-def predict_view(model: keras.Model, images: np.ndarray, config, offsets, margin: int):
-    """Probabilities at 101 px averaged over `offsets` and their horizontal flips, then gated."""
-    x = preprocess(images, config)
-    total = 0.0
+def flip_sum(model: keras.Model, x: np.ndarray, offsets, margin: int) -> np.ndarray:
+    """The model's outputs for preprocessed x summed over `offsets` and their horizontal flips
+    (2 passes per offset), each moved back; not yet averaged or gated."""
+    total = np.zeros((), np.float32)
     for dy, dx in offsets:
         total = total + moved(model, x, dy, dx, margin)
         total = total + moved(model, x[:, :, ::-1], dy, dx, margin)[:, :, ::-1]
-    return to_original_size(gate(total / (2 * len(offsets))), config.input)
+    return total
+
+
+def to_probs(total: np.ndarray, passes: int, config) -> np.ndarray:
+    """Probabilities at 101 px from a sum of `passes` outputs: averaged, then gated once."""
+    return to_original_size(gate(total / passes), config.input)
 
 
 def fold_views(outputs: Outputs, fold, data: Path, shift: int) -> dict[str, np.ndarray]:
-    """One fold's validation ids and its probabilities under each view."""
+    """One fold's validation ids and its probabilities under each view (the shift view reuses
+    the export's two unmoved passes)."""
     ids, saved, _ = load_predictions(fold.valid)
     run = outputs.run(fold.run)
     config = load_config(run.config)
-    images = read_images(data / "train" / "images", ids, config.input.channels)
+    x = preprocess(read_images(data / "train" / "images", ids, config.input.channels), config)
     stage2 = current_export(run.model("stage2"))
-    moves = [(0, 0), (shift, 0), (-shift, 0), (0, shift), (0, -shift)]
+    still = flip_sum(stage2, x, [(0, 0)], shift)
+    moves = flip_sum(stage2, x, [(shift, 0), (-shift, 0), (0, shift), (0, -shift)], shift)
+    stage1 = flip_sum(current_export(run.model("stage1")), x, [(0, 0)], shift)
     views = {
-        "export": predict_view(stage2, images, config, [(0, 0)], shift),
-        "shift": predict_view(stage2, images, config, moves, shift),
-        "stage1": predict_view(current_export(run.model("stage1")), images, config, [(0, 0)], 1),
+        "export": to_probs(still, 2, config),
+        "shift": to_probs(still + moves, 10, config),
+        "stage1": to_probs(stage1, 2, config),
     }
     error = float(np.abs(views["export"] - saved.astype(np.float32)).max())
     if error > 2e-3:

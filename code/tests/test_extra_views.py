@@ -25,14 +25,12 @@ def test_moved_view_is_moved_back(dy, dx):
     assert back.shape == x.shape
     np.testing.assert_array_equal(back[:, 2:-2, 2:-2], x[:, 2:-2, 2:-2])
     if (dy, dx) != (0, 0):  # the view itself really moved: unmoved, it would not line up
-        view = Identity().predict(x, 0, 0)
-        assert not np.array_equal(
-            np.roll(view, (dy, dx), axis=(1, 2))[:, 2:-2, 2:-2], back[:, 2:-2, 2:-2]
-        )
+        moved_x = np.roll(x, (dy, dx), axis=(1, 2))
+        assert not np.array_equal(moved_x[:, 2:-2, 2:-2], back[:, 2:-2, 2:-2])
 
 
 def test_views_average_flips_and_shifts_in_place():
-    from extra_views import predict_view
+    from extra_views import flip_sum, to_probs
     from tgssalt.config import resolve_config
     from tgssalt.pipeline import preprocess
     from tgssalt.sizes import to_original_size
@@ -40,9 +38,11 @@ def test_views_average_flips_and_shifts_in_place():
     config = resolve_config({"input": {"size": 64, "normalize": True}})
     images = np.zeros((2, 101, 101, 1), np.uint8)
     images[:, 20:60, 5:30] = 200  # a body off the vertical axis: a wrong flip-back moves it
-    expected = to_original_size(preprocess(images, config), config.input)
-    flips = predict_view(Identity(), images, config, [(0, 0)], margin=2)
+    x = preprocess(images, config)
+    expected = to_original_size(x, config.input)
+    flips = to_probs(flip_sum(Identity(), x, [(0, 0)], margin=2), 2, config)
     np.testing.assert_allclose(flips, expected, atol=1e-6)
-    shifts = predict_view(Identity(), images, config, [(0, 0), (2, 0), (0, -2)], margin=2)
+    offsets = [(0, 0), (2, 0), (0, -2)]
+    shifts = to_probs(flip_sum(Identity(), x, offsets, margin=2), 2 * len(offsets), config)
     inner = (slice(None), slice(4, -4), slice(4, -4))
     np.testing.assert_allclose(shifts[inner], expected[inner], atol=1e-6)
