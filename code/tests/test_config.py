@@ -135,6 +135,7 @@ def load_error(path: Path) -> str:
         ({"stage2": {"early_stopping_patience": -1}}, ["'stage2.early_stopping_patience'"]),
         ({"stage1": {"epochs_weights_frozen": -1}}, ["'stage1.epochs_weights_frozen'"]),
         ({"predict": {"batch_size": 0}}, ["'predict.batch_size'"]),
+        ({"data": {"small_salt_repeats": 0}}, ["'data.small_salt_repeats'", ">= 1"]),
         ({"predict": {"thresholds": [0.8, 0.2, 31]}}, ["'predict.thresholds'"]),
         ({"predict": {"thresholds": [0.2, 0.8]}}, ["'predict.thresholds'"]),
         ({"predict": {"thresholds": [0.2, 0.8, 31, 1]}}, ["'predict.thresholds'"]),

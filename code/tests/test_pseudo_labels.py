@@ -322,6 +322,22 @@ def test_fold_arrays_put_pseudo_images_in_the_training_part_only():
     assert len(x0) == 4 and np.array_equal(vx0, vx)
 
 
+def test_small_salt_repeats_repeat_coverage_class_1_in_the_training_part_only():
+    """Salt on 1 and on 1,020 pixels of 10,201 (<= 10%) is class 1; 1,021 pixels and an empty
+    mask are not: only images 1 and 3 come back 3 times, and validation is untouched."""
+    masks = np.zeros((6, 101, 101), np.uint8)
+    masks[1, 0, 0] = 1
+    masks[3].flat[:1020] = masks[4].flat[:1021] = masks[5].flat[:1] = 1
+    images = np.arange(1, 7, dtype=np.uint8)[:, None, None, None] * np.ones((1, 101, 101, 1))
+    data = Dataset(np.array(list("abcdef")), images.astype(np.uint8), masks)
+    config = dataclasses.replace(config_for(size=101), data=DataConfig(small_salt_repeats=3))
+    split = (np.array([0, 1, 2, 3, 4]), np.array([5]))
+    (x, y), (vx, _) = tgssalt.fold_training.fold_arrays(config, data, split, None)
+    assert np.rint(x[:, 0, 0, 0] * 255).tolist() == [1, 2, 3, 4, 5, 2, 2, 4, 4]
+    assert y.sum(axis=(1, 2, 3)).tolist() == [0, 1, 0, 1020, 1021, 1, 1, 1020, 1020]
+    assert np.rint(vx[:, 0, 0, 0] * 255).tolist() == [6]
+
+
 def test_a_missing_set_is_one_line_naming_the_key_and_the_file(source):
     config = dataclasses.replace(source["config"], data=DataConfig("fake-1-pseudo1"))
     outputs = Outputs(source["outputs"])

@@ -117,9 +117,12 @@ class PredictConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """What a fold trains on beyond the labelled images: `pseudo_labels` names a pseudo-label
-    set (`pseudo_labels.py`, "" for none) whose test images and masks join the training part."""
+    set (`pseudo_labels.py`, "" for none) whose test images and masks join the training part;
+    `small_salt_repeats` is how often each training image of coverage class 1 (salt on more
+    than 0 and at most 10% of it) appears per epoch."""
 
     pseudo_labels: str = ""
+    small_salt_repeats: int = 1
 
 
 @dataclass(frozen=True)
@@ -349,10 +352,12 @@ def _validate(config: Config) -> None:
 
 
 def _validate_data(config: Config) -> None:
-    """`data.pseudo_labels`: "" or a set name `<run>-pseudo<round>` (round >= 1), a plain file
-    name; whether the set exists is checked when a fold starts (it lives in the outputs folder)."""
+    """`data.small_salt_repeats` >= 1; `data.pseudo_labels`: "" or a set name
+    `<run>-pseudo<round>` (round >= 1), a plain file name; whether the set exists is checked when
+    a fold starts (it lives in the outputs folder)."""
     from .layout import parse_round_run  # layout imports this module
 
+    _require(config.data.small_salt_repeats >= 1, "data.small_salt_repeats", "must be >= 1")
     name = config.data.pseudo_labels
     _require(
         not name or (_plain_file_name(name) and parse_round_run(name)[1] >= 1),

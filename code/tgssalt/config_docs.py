@@ -133,4 +133,7 @@ DESCRIPTIONS: dict[str, str] = {
     '`code/pseudo_label.py` (`""`: none): each fold adds its own fold\'s confident test images '
     "and masks to its training images (never to validation), and the run is named "
     "`<name % version>-pseudo<round>` (see [training.md](training.md#pseudo-labels))",
+    "data.small_salt_repeats": "how many times each training image with salt on more than 0 and "
+    "at most 10% of it (coverage class 1, where most score is lost) appears in every epoch; 1: "
+    "once, as every other image. Validation images are never repeated",
 }

@@ -28,7 +28,7 @@ from .inference import compile_for_prediction, predict_folder, predict_probs
 from .init_from import check_init, start_from_init
 from .layout import STAGE_NAMES, Outputs, RunOutputs, base_run, fold_run
 from .lock import fold_lock
-from .metrics import competition_score, threshold_search
+from .metrics import competition_score, coverage_class, threshold_search
 from .models import build_model, with_sigmoid
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 from .predictions import prediction_meta, save_predictions
@@ -167,14 +167,24 @@ def _announce(out: RunOutputs, n_train: int, n_valid: int, n_test: int) -> None:
 def fold_arrays(config: Config, data, split: tuple, pseudo: PseudoImages | None) -> tuple:
     """(train, validation) model inputs and targets of a fold: the labelled images at the split's
     indices, plus the fold's pseudo-labelled test images (if any) in the training part only, so
-    the validation score stays a score against true labels."""
+    the validation score stays a score against true labels; small-salt images repeated as
+    `data.small_salt_repeats` says, in the training part only."""
     train_idx, valid_idx = split
     images, masks = data.images[train_idx], data.masks[train_idx]
     if pseudo is not None and len(pseudo.ids):
         images = np.concatenate([images, pseudo.images])
         masks = np.concatenate([masks, pseudo.masks])
+    images, masks = repeat_small_salt(images, masks, config.data.small_salt_repeats)
     valid = data.images[valid_idx], data.masks[valid_idx]
     return _model_arrays(config, images, masks), _model_arrays(config, *valid)
+
+
+def repeat_small_salt(images: np.ndarray, masks: np.ndarray, repeats: int) -> tuple:
+    """The images (and masks) with each one of coverage class 1 (salt on more than 0 and at most
+    10% of it) `repeats` times: more gradient on the small bodies the models miss most."""
+    small = np.flatnonzero(coverage_class(masks) == 1)
+    order = np.concatenate([np.arange(len(images)), np.repeat(small, repeats - 1)])
+    return images[order], masks[order]
 
 
 def _model_arrays(config: Config, images: np.ndarray, masks: np.ndarray) -> tuple:
