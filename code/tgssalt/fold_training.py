@@ -182,6 +182,8 @@ def fold_arrays(config: Config, data, split: tuple, pseudo: PseudoImages | None)
 def repeat_small_salt(images: np.ndarray, masks: np.ndarray, repeats: int) -> tuple:
     """The images (and masks) with each one of coverage class 1 (salt on more than 0 and at most
     10% of it) `repeats` times: more gradient on the small bodies the models miss most."""
+    if repeats == 1:
+        return images, masks  # no copy of the training arrays in the usual case
     small = np.flatnonzero(coverage_class(masks) == 1)
     order = np.concatenate([np.arange(len(images)), np.repeat(small, repeats - 1)])
     return images[order], masks[order]
