@@ -169,6 +169,38 @@ def test_deep_supervised_loss_by_hand():
     assert get_loss("bce") is bce and get_loss("lovasz", True).__name__.endswith("lovasz_hinge")
 
 
+def test_empty_mask_weight_scales_the_mask_loss_on_empty_images_only():
+    """Weight 0.25: an empty image's final-mask loss counts a quarter, its empty-head BCE fully;
+    an image with salt scores as at weight 1."""
+    bce_of = lambda y, z: np.log1p(np.exp(-z)) if y else np.log1p(np.exp(z))  # noqa: E731
+    full, quarter = get_loss("bce", True), get_loss("bce", True, empty_mask_weight=0.25)
+    empty = np.zeros((1, 4, 4, 1), "float32")
+    got = numpy(quarter(empty, packed(1.5, 2.0, 0.5)))[0]
+    assert got == pytest.approx(0.25 * bce_of(0, 1.5) + EMPTY_WEIGHT * bce_of(0, 0.5), rel=1e-5)
+    salt = np.ones((1, 4, 4, 1), "float32")
+    logits = packed(-1.0, 0.5, 0.5)
+    assert numpy(quarter(salt, logits))[0] == pytest.approx(numpy(full(salt, logits))[0])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"model": {"deep_supervision": True}, "stage2": {"empty_mask_weight": 1.5}},
+            "'stage2.empty_mask_weight' must be in [0, 1]",
+        ),
+        (
+            {"stage1": {"empty_mask_weight": 0.5}},
+            "'stage1.empty_mask_weight' does not apply: needs model.deep_supervision",
+        ),
+    ],
+)
+def test_empty_mask_weight_is_checked(options, message):
+    with pytest.raises(UserError) as info:
+        resolve_config(options)
+    assert message in str(info.value)
+
+
 def tiny(**options) -> dict:
     model = {"start_filters": 4, "depth": 3, **options.pop("model", {})}
     return resolve_config({"model": model, **options})

@@ -91,6 +91,7 @@ class StageConfig:
     clipnorm: float = 0.0
     ema_momentum: float = 0.0
     swa_epochs: int = 0
+    empty_mask_weight: float = 1.0
 
 
 def _stage2() -> StageConfig:
@@ -439,6 +440,7 @@ def _validate_stage(config: Config, where: str, loss_names, optimizer_names) -> 
         _require(0 <= getattr(stage, key) <= stage.epochs, f"{where}.{key}", "must be 0..epochs")
     _require(stage.clipnorm >= 0, f"{where}.clipnorm", "must be >= 0 (0: no clipping)")
     _require(0 <= stage.ema_momentum < 1, f"{where}.ema_momentum", "must be in [0, 1) (0: off)")
+    _require(0 <= stage.empty_mask_weight <= 1, f"{where}.empty_mask_weight", "must be in [0, 1]")
     _require_name(stage.schedule, f"{where}.schedule", SCHEDULES)
     _require(1 <= stage.cycles <= max(stage.epochs, 1), f"{where}.cycles", "must be 1..epochs")
     _require_name(stage.loss, f"{where}.loss", loss_names)
@@ -465,6 +467,10 @@ def inapplicable_keys(config: Config) -> dict[str, str]:
         if config.encoder is None:
             reasons[f"{name}.epochs_weights_frozen"] = (
                 "needs an 'encoder': it freezes a pretrained encoder"
+            )
+        if not config.model.deep_supervision:
+            reasons[f"{name}.empty_mask_weight"] = (
+                "needs model.deep_supervision: its empty head decides the images without salt"
             )
         if config.stage(name).schedule == "cosine":
             for key in _PLATEAU_KEYS:

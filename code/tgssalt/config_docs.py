@@ -102,6 +102,10 @@ DESCRIPTIONS: dict[str, str] = {
     "stage1.swa_epochs": "average the weights of the stage's last N epochs (SWA), recompute "
     "the batch-norm statistics, and keep the average if it validates at least as well as the "
     "best epoch (0 = off; not with `ema_momentum` or cosine `cycles` >= 2)",
+    "stage1.empty_mask_weight": "weight of the final mask's loss on images without salt, "
+    'within [0, 1] (1: as on every other image); below 1 the mask learns "no salt" less and '
+    "the empty head (its own loss unchanged) decides more of those images. Needs "
+    "`model.deep_supervision`",
     "stage2.epochs": "maximum epochs of stage 2 (0 skips the stage)",
     "stage2.batch_size": "training batch size",
     "stage2.loss": "loss, a name listed below",
@@ -118,6 +122,7 @@ DESCRIPTIONS: dict[str, str] = {
     "stage2.clipnorm": _AS_STAGE1,
     "stage2.ema_momentum": _AS_STAGE1,
     "stage2.swa_epochs": _AS_STAGE1,
+    "stage2.empty_mask_weight": _AS_STAGE1,
     "tta.hflip": "average each prediction with that of the mirrored image",
     "predict.batch_size": "batch size for validation and prediction",
     "predict.thresholds": "threshold search grid `[low, high, count]` (`numpy.linspace`), with "

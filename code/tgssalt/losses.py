@@ -116,18 +116,20 @@ LEVEL_WEIGHT = 0.1
 EMPTY_WEIGHT = 0.1
 
 
-def deep_supervised(loss):
+def deep_supervised(loss, empty_mask_weight: float = 1.0):
     """`loss` extended to a deep-supervised model's packed logits (`models.heads.unpack`).
 
-    The final mask gets `loss` on every image; each decoder level's head gets it only on images
-    with salt (a mask loss on an empty image teaches the heads nothing about shape, and the
-    empty head decides those); the empty head gets cross-entropy on "has salt".
+    The final mask gets `loss` on every image, times `empty_mask_weight` on images without salt
+    (below 1 the mask learns "no salt" less and leaves more of those images to the empty head);
+    each decoder level's head gets it only on images with salt (a mask loss on an empty image
+    teaches the heads nothing about shape, and the empty head decides those); the empty head
+    gets cross-entropy on "has salt".
     """
 
     def packed_loss(y_true, packed):
         mask, levels, empty_logit = heads.unpack(packed)
         has_salt = heads.has_salt(y_true)
-        total = loss(y_true, mask)
+        total = (has_salt + empty_mask_weight * (1.0 - has_salt)) * loss(y_true, mask)
         for level in levels:
             total = total + LEVEL_WEIGHT * has_salt * loss(y_true, level)
         return total + EMPTY_WEIGHT * bce_with_logits(has_salt, empty_logit[:, 0])
@@ -136,7 +138,9 @@ def deep_supervised(loss):
     return packed_loss
 
 
-def get_loss(name: str, deep_supervision: bool = False):
+def get_loss(name: str, deep_supervision: bool = False, empty_mask_weight: float = 1.0):
     """Look a loss up by name in `LOSSES` (config validation already rejected unknown names),
-    extended to packed logits for a deep-supervised model."""
-    return deep_supervised(LOSSES[name]) if deep_supervision else LOSSES[name]
+    extended to packed logits for a deep-supervised model (`deep_supervised`)."""
+    if not deep_supervision:
+        return LOSSES[name]
+    return deep_supervised(LOSSES[name], empty_mask_weight)

@@ -50,7 +50,7 @@ def compile_stage(model: keras.Model, stage: StageConfig) -> None:
     """Compile `model` (which outputs logits) with the stage's loss, optimizer and score metric."""
     model.compile(
         optimizer=make_optimizer(stage),
-        loss=get_loss(stage.loss, deep_supervision=is_packed(model)),
+        loss=get_loss(stage.loss, is_packed(model), stage.empty_mask_weight),
         metrics=[CompetitionScore(from_logits=True, name="score")],
         jit_compile=jit_compile_setting(),
     )
