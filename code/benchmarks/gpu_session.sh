@@ -196,10 +196,10 @@ train_staggered() {
     launch_folds extra_pids "$deadline" 5 "$rest" "${extra_cfgs[@]}"
 }
 
-# The shipped recipe (RECIPE: the configs blended, issue 15) and EXTRA configs (default the
-# original's unet-resnet.json at its 20 + 50 epochs), all folds at once, then each config's fold
-# ensemble and the recipe's blend (ensemble.py, out of fold). ENSEMBLE_SECONDS (default 100) are
-# kept for the recipe's ensemble; EXTRA trains niced and its ensembles run in what is left.
+# The shipped recipe (RECIPE: its configs, blended when several; default the best config measured
+# out of fold) and EXTRA configs (default the original's unet-resnet.json at its 20 + 50 epochs),
+# all folds at once, then each config's fold ensemble and the recipe's blend (ensemble.py, out
+# of fold). ENSEMBLE_SECONDS (default 100) are kept for the recipe's ensemble; EXTRA trains niced and its ensembles run in what is left.
 # Back: $OUT/recipe.tar.gz (metrics and ensemble JSONs, epoch logs, submissions, each run's log).
 recipe_step() {
     local reserve=${ENSEMBLE_SECONDS:-100} budget started=$SECONDS pid
@@ -210,7 +210,7 @@ recipe_step() {
     fresh_data || return
     rm -rf "$WORK/configs"
     mkdir -p "$WORK/outputs/logs" "$WORK/configs"
-    mapfile -t recipe_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-longest best64-wide})
+    mapfile -t recipe_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-small2-emptyhalf})
     mapfile -t extra_cfgs < <(recipe_configs "$WORK/configs" ${EXTRA-unet-resnet})
     budget=$((TOTAL - (SECONDS - START) - reserve))
     echo "== recipe: ${recipe_cfgs[*]} + ${extra_cfgs[*]:-nothing}, folds $FOLDS, ${budget} s to train"
