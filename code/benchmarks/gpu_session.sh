@@ -199,7 +199,8 @@ train_staggered() {
 # The shipped recipe (RECIPE: its configs, blended when several; default the best config measured
 # out of fold) and EXTRA configs (default the original's unet-resnet.json at its 20 + 50 epochs),
 # all folds at once, then each config's fold ensemble and the recipe's blend (ensemble.py, out
-# of fold). ENSEMBLE_SECONDS (default 100) are kept for the recipe's ensemble; EXTRA trains niced and its ensembles run in what is left.
+# of fold). ENSEMBLE_SECONDS (default 100) are kept for the recipe's ensemble; EXTRA trains
+# niced and its ensembles run in what is left.
 # Back: $OUT/recipe.tar.gz (metrics and ensemble JSONs, epoch logs, submissions, each run's log).
 recipe_step() {
     local reserve=${ENSEMBLE_SECONDS:-100} budget started=$SECONDS pid
