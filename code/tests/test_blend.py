@@ -211,6 +211,16 @@ def test_refuses_a_member_with_other_ids(tmp_path, what):
     assert not (outputs / "submissions").exists()
 
 
+def test_a_blend_of_some_folds_is_named_by_them(tmp_path):
+    data_folder, outputs, _ = _two_members(tmp_path)
+    options = {"weights": "equal", "name": "ab"}
+    summary = run_blend(outputs, ["a-1", "b-1"], data_folder, only=[1, 0], options=options)
+    assert summary["run"] == "ab-folds0_1-blend"
+    assert [row["folds_used"] for row in summary["members"]] == [[0, 1], [0, 1]]
+    assert Outputs(outputs).blend("ab-folds0_1-blend").submission.is_file()
+    assert not Outputs(outputs).blend("ab-blend").summary.exists()
+
+
 def test_refuses_one_or_repeated_members(tmp_path):
     with pytest.raises(UserError, match="two or more different runs, got a-1, a-1"):
         load_members(tmp_path, ["a-1", "a-1"])

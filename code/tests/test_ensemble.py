@@ -180,6 +180,7 @@ def test_missing_fold_is_a_warning(tmp_path, capsys):
         (outputs / "predictions" / f"{BASE}-cvfold1-{split}.npz").unlink()
     summary = run_ensemble(outputs, BASE, data_folder, min_areas=[0, 50])
     assert summary["folds_used"] == [0, 2] and not summary["complete"]
+    assert summary["run"] == f"{BASE}-folds0_2-ensemble"
     assert summary["oof_images"] == 16 and summary["min_area"] == 50
     assert "fold(s) 1 missing" in capsys.readouterr().err
 
@@ -208,7 +209,17 @@ def test_cli_grid_flags(tmp_path, monkeypatch):
 
 def test_folds_option_selects_folds_and_refuses_absent_ones(tmp_path):
     data, outputs, _ = _folds(tmp_path)
+    every = Outputs(outputs).ensemble(BASE)
+    run_ensemble(outputs, BASE, data)
+    before = every.summary.read_bytes(), every.submission.read_bytes()
     summary = run_ensemble(outputs, BASE, data, only=[0, 2])
     assert summary["folds_used"] == [0, 2] and not summary["complete"]
+    # The fold subset is its own run: the ensemble of every fold (predict.py's rule) stays.
+    assert summary["run"] == f"{BASE}-folds0_2-ensemble"
+    subset = Outputs(outputs).ensemble(BASE, "-folds0_2")
+    assert json.loads(subset.summary.read_text())["folds_used"] == [0, 2]
+    assert subset.submission.is_file() and subset.figure.is_file()
+    assert (every.summary.read_bytes(), every.submission.read_bytes()) == before
+    assert run_ensemble(outputs, BASE, data, only=[2, 1, 0])["run"] == f"{BASE}-ensemble"
     with pytest.raises(UserError, match=r"fold\(s\) \[5\]"):
         run_ensemble(outputs, BASE, data, only=[0, 5])

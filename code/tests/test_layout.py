@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from fakes import config_for, masks_for
 from tgssalt.errors import UserError
-from tgssalt.layout import Outputs, base_run, fold_run, parse_fold_run, run_name, seed_run
+from tgssalt.layout import (
+    Outputs,
+    base_run,
+    fold_run,
+    fold_subset,
+    parse_fold_run,
+    run_name,
+    seed_run,
+)
 from tgssalt.splits import TRAIN_ONLY, fold_assignment, save_split, split_indices
 
 IDS = np.array([f"i{k:02d}" for k in range(30)])
@@ -45,6 +53,9 @@ def test_names_of_a_config_and_its_artifacts(tmp_path: Path) -> None:
     assert run.snapshot("stage2", 0).name == "unet-4-cvfold2-stage2-snapshot1.weights.h5"
     assert run.predictions("valid") == tmp_path / "predictions" / "unet-4-cvfold2-valid.npz"
     assert outputs.ensemble("unet-4").summary == tmp_path / "models" / "unet-4-ensemble.json"
+    assert fold_subset([2, 0, 1], 3) == "" and fold_subset([3, 0], 5) == "-folds0_3"
+    subset = outputs.ensemble("unet-4", fold_subset([1], 4))
+    assert subset.summary.name == "unet-4-folds1-ensemble.json"
     assert outputs.split_file("unet-4") == tmp_path / "folds" / "unet-4.csv"
 
 

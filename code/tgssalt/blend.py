@@ -47,7 +47,7 @@ from .ensemble import (
     search_grid,
 )
 from .errors import UserError
-from .layout import BLEND_EXPERIMENT, Outputs, blend_run, is_blend_run
+from .layout import BLEND_EXPERIMENT, Outputs, blend_run, fold_subset, is_blend_run
 from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
     competition_score,
@@ -390,10 +390,13 @@ def run_blend(
     options = {"weights": None, "weight_step": DEFAULT_WEIGHT_STEP, "name": None, **(options or {})}
     data_folder = resolve_data_folder(data_folder)
     thresholds, min_areas = search_grid(thresholds, min_areas)
-    run = blend_run(list(bases), options["name"])
+    blend_run(list(bases), options["name"])  # a bad name fails before reading
     rule = parse_weights(options["weights"], len(bases))
     candidate_weights(len(bases), rule, options["weight_step"])  # a bad step fails before reading
     members = load_members(outputs_folder, list(bases), only)
+    first = members[0]
+    subset = fold_subset([f.fold for f in first.folds], first.reference["folds"])
+    run = blend_run(list(bases), options["name"], subset)
     expected_ids = read_ids(data_folder / "sample_submission.csv")
     validate_submission(
         blank_submission(members[0].test_ids), expected_ids, name=str(members[0].folds[0].test)

@@ -27,7 +27,7 @@ from . import figures
 from .competition import DEFAULT_THRESHOLD
 from .data import read_ids, resolve_data_folder, truth_masks
 from .errors import UserError
-from .layout import Outputs, any_fold_run, ensemble_run
+from .layout import Outputs, any_fold_run, ensemble_run, fold_subset
 from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
     binarize,
@@ -233,8 +233,9 @@ def run_ensemble(
     summary, grid = oof_scores(truth, valid_probs, per_fold, thresholds, min_areas)
     test_probs = mean_test_probs(folds, alignments, len(test_ids))
     masks = apply_rule(test_probs, summary)
-    summary.update(_description(base, folds, reference, thresholds, min_areas, masks))
-    _write_outputs(Path(outputs_folder), base, test_ids, masks, summary, grid)
+    subset = fold_subset([f.fold for f in folds], reference["folds"])
+    summary.update(_description(base, folds, reference, thresholds, min_areas, masks, subset))
+    _write_outputs(Path(outputs_folder), base, test_ids, masks, summary, grid, subset)
     return summary
 
 
@@ -267,10 +268,10 @@ def _announce(base: str, folds: list[FoldFiles], n_folds: int) -> None:
         )
 
 
-def _description(base, folds, reference, thresholds, min_areas, masks) -> dict:
+def _description(base, folds, reference, thresholds, min_areas, masks, subset) -> dict:
     """What the ensemble was made of, for its summary JSON."""
     return {
-        "run": ensemble_run(base),
+        "run": ensemble_run(base, subset),
         "name": reference["name"],
         "version": reference["version"],
         "input_size": reference["input_size"],
@@ -285,9 +286,9 @@ def _description(base, folds, reference, thresholds, min_areas, masks) -> dict:
     }
 
 
-def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid) -> None:
+def _write_outputs(out: Path, base: str, test_ids, masks, summary: dict, grid, subset) -> None:
     """Write the submission, figure and summary JSON, and log them to MLflow."""
-    paths = Outputs(out).ensemble(base)
+    paths = Outputs(out).ensemble(base, subset)
     write_submission(paths.submission, test_ids, masks)
     summary["submission"] = str(paths.submission)
     figures.plot_threshold_area(

@@ -3,7 +3,10 @@
 A config's base run is `name % version` (the original's naming). Each cross-validation fold is the
 run `<base>-cvfold<k>`; a single train/validation split is the run `<base>` itself; the fold
 ensemble is `<base>-ensemble`; a blend of several base runs' ensembles is `<a>+<b>-blend`
-(`blend_run`), logged in the MLflow experiment `blends`. A config trained with a pseudo-label set
+(`blend_run`), logged in the MLflow experiment `blends`. An ensemble or blend of only some of the
+folds (`--folds 0,2`) is tagged with them, `<base>-folds0_2-ensemble`, `<a>+<b>-folds0_2-blend`
+(`fold_subset`), so it never overwrites the one of every fold that predict.py and pseudo-labels
+read. A config trained with a pseudo-label set
 of round r (`data.pseudo_labels`, `pseudo_labels.py`) has the base run `<name % version>-pseudo<r>`;
 the set for round r made from the run of round r-1 of `<root>` (`<root>` itself for round 0) is
 named `<root>-pseudo<r>` too, so a chain of rounds of one config reads `<root>`,
@@ -41,6 +44,7 @@ OUTPUT_SUBFOLDERS = ("models", "figures", "tb_logs", "predictions", "submissions
 FOLD_SUFFIX = "-cvfold"
 ENSEMBLE_SUFFIX = "-ensemble"
 BLEND_SUFFIX = "-blend"
+FOLDS_TAG = "-folds"  # an ensemble of some folds only: <base>-folds0_2-ensemble
 BLEND_EXPERIMENT = "blends"  # the MLflow experiment of every blend, to compare them side by side
 MAX_BLEND_NAME = 100  # longer member lists are named by a digest (file names stay short)
 ROUND_SUFFIX = "-pseudo"
@@ -113,15 +117,25 @@ def parse_fold_run(run: str) -> tuple[str, int | None]:
     return (match["base"], int(match["fold"])) if match else (run, None)
 
 
-def ensemble_run(base: str) -> str:
-    """The fold ensemble's run name (its MLflow run and the stem of its files)."""
-    return f"{base}{ENSEMBLE_SUFFIX}"
+def fold_subset(folds_used: list[int], n_folds: int) -> str:
+    """The tag of an ensemble of only some of a run's `n_folds` folds, e.g. `-folds0_2`; empty
+    when every fold is used. It keeps a fold-0 measurement from overwriting the ensemble of all
+    folds, whose rule predict.py and the pseudo-labels read."""
+    if sorted(set(folds_used)) == list(range(n_folds)):
+        return ""
+    return FOLDS_TAG + "_".join(str(k) for k in sorted(set(folds_used)))
 
 
-def blend_run(bases: list[str], name: str | None = None) -> str:
+def ensemble_run(base: str, subset: str = "") -> str:
+    """The fold ensemble's run name (its MLflow run and the stem of its files); `subset` is
+    `fold_subset`'s tag when not every fold is used."""
+    return f"{base}{subset}{ENSEMBLE_SUFFIX}"
+
+
+def blend_run(bases: list[str], name: str | None = None, subset: str = "") -> str:
     """A blend's run name: `<name>-blend`, by default the members joined by `+` in the order
     given (`a-1+b-2-blend`), or, when that is too long, the first member, their count and a
-    digest of the list."""
+    digest of the list; `subset` (`fold_subset`) goes before `-blend`."""
     if name is None:
         name = "+".join(bases)
         if len(name) > MAX_BLEND_NAME:
@@ -129,7 +143,7 @@ def blend_run(bases: list[str], name: str | None = None) -> str:
             name = f"{bases[0]}+{len(bases) - 1}-more-{digest}"
     if not name or "/" in name or "\\" in name:
         raise UserError(f"blend name {name!r}: give a non-empty name without / or \\")
-    return f"{name}{BLEND_SUFFIX}"
+    return f"{name}{subset}{BLEND_SUFFIX}"
 
 
 def is_blend_run(run: str) -> bool:
@@ -187,8 +201,9 @@ class Outputs:
         """The config `pseudo_rounds.py` writes for base run `base`, a pseudo-label round."""
         return self.root / "configs" / f"{base}.json"
 
-    def ensemble(self, base: str) -> "EnsembleOutputs":
-        run = ensemble_run(base)
+    def ensemble(self, base: str, subset: str = "") -> "EnsembleOutputs":
+        """What the ensemble of base run `base`'s folds writes (`subset`: see `fold_subset`)."""
+        run = ensemble_run(base, subset)
         return EnsembleOutputs(
             submission=self.root / "submissions" / f"{run}-submission.csv",
             summary=self.root / "models" / f"{run}.json",
