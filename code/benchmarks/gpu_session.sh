@@ -24,6 +24,8 @@
 #   fold            unet-resnet.json fold 0 on the packed data, its full 20 + 50 epochs
 #   recipe          (only when named) the shipped recipe's configs and unet-resnet.json, every
 #                   fold at once on the GPU, then their ensembles and the recipe's blend
+#   seeds           (only when named) RECIPE's configs under each of SEEDS on FOLDS (default 0),
+#                   every training at once, then run_seeds.py's table: a 3-seed A/B on the GPU
 # Writes under $OUT (at most 8 files come back): session.log (everything), results.jsonl (each
 # gpu_check JSON line), nvidia-smi.txt, dmon.txt (GPU load every 2 s), and the fold's
 # fold-metrics.json, fold-stage1-log.csv and fold-stage2-log.csv (per-epoch, also when cut).
@@ -110,7 +112,8 @@ run_steps() {
                 cp "$WORK"/outputs/figures/*-"$stage"-log.csv "$OUT/fold-$stage-log.csv" 2>/dev/null
             done ;;
         recipe) recipe_step ;;
-        *) echo "error: unknown step $name (bench-resnet34, bench-unet, predict, fold, recipe)" >&2 ;;
+        seeds) seeds_step ;;
+        *) echo "error: unknown step $name (bench-resnet34, bench-unet, predict, fold, recipe, seeds)" >&2 ;;
         esac
     done
 }
@@ -226,6 +229,70 @@ recipe_step() {
     tar -czf "$OUT/recipe.tar.gz" -C "$WORK/outputs" logs \
         $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv submissions 2>/dev/null)
     echo "== recipe: $((SECONDS - started)) s"
+}
+
+# seed_configs DIR CONFIG...: each config under each of SEEDS (`seeds.seed_config`: the
+# config's own seed is the config itself, another a renamed copy written to DIR), seed by seed.
+seed_configs() {
+    local dir=$1
+    shift
+    "$PY" - "$dir" "$SEEDS" "$@" <<'PYTHON'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "code")
+from tgssalt.config import load_config, save_config
+from tgssalt.layout import base_run
+from tgssalt.seeds import seed_config
+
+folder, seeds, *paths = sys.argv[1:]
+for seed in map(int, seeds.split()):
+    for path in paths:
+        config = load_config(path)
+        copy = seed_config(config, seed)
+        if copy is not config:
+            path = Path(folder) / f"{base_run(copy)}.json"
+            save_config(copy, path)
+        print(path)
+PYTHON
+}
+
+# A 3-seed comparison on the GPU: RECIPE's configs (the baseline first) under each of SEEDS
+# (e.g. "5678 1 2") on FOLDS (default 0), every training at once in its own process. The first
+# seed's trainings compile into JAX's shared cache first (STAGGER_SECONDS at most), the others
+# then load from it. Then run_seeds.py prints each fold's mean and std and the comparison table
+# (it trains nothing when every training finished). Back: $OUT/seeds.tar.gz.
+seeds_step() {
+    local started=$SECONDS n_configs pid
+    local -a base_cfgs copies leaders followers seed_pids=()
+    : "${SEEDS:?set SEEDS, e.g. SEEDS=\"5678 1 2\"}"
+    FOLDS=${FOLDS:-0}
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
+    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
+    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+    fresh_data || return
+    rm -rf "$WORK/configs"
+    mkdir -p "$WORK/outputs/logs" "$WORK/configs"
+    mapfile -t base_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-small2-emptyhalf})
+    mapfile -t copies < <(seed_configs "$WORK/configs" "${base_cfgs[@]}")
+    n_configs=${#base_cfgs[@]}
+    leaders=("${copies[@]:0:n_configs}") followers=("${copies[@]:n_configs}")
+    local deadline=$((START + TOTAL - ${REPORT_SECONDS:-40})) first=${FOLDS%% *} rest=${FOLDS#* }
+    [ "$rest" = "$FOLDS" ] && rest=""
+    echo "== seeds: ${#copies[@]} configs x seeds, folds $FOLDS, $((deadline - SECONDS)) s to train"
+    launch_folds seed_pids "$deadline" 0 "$first" "${leaders[@]}"
+    wait_compiled "${STAGGER_SECONDS:-90}" $(for c in "${leaders[@]}"; do fold_log "$c" "$first"; done)
+    echo "== seeds: first trainings compiled after $((SECONDS - started)) s; the others start"
+    launch_folds seed_pids "$deadline" 0 "$rest" "${leaders[@]}"
+    launch_folds seed_pids "$deadline" 0 "$FOLDS" "${followers[@]}"
+    for pid in "${seed_pids[@]}"; do wait "$pid"; done
+    echo "== seeds trained after $((SECONDS - started)) s"
+    step seeds-table 100000 "$PY" code/benchmarks/untracked.py code/run_seeds.py \
+        --config-file "${base_cfgs[@]}" --seeds "${SEEDS// /,}" --folds "${FOLDS// /,}" \
+        --data-folder "$WORK/data" --outputs-folder "$WORK/outputs"
+    tar -czf "$OUT/seeds.tar.gz" -C "$WORK/outputs" logs \
+        $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv 2>/dev/null)
+    echo "== seeds: $((SECONDS - started)) s"
 }
 
 run() {
