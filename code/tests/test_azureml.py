@@ -724,7 +724,9 @@ def test_recipe_pipeline_runs_folds_in_parallel_then_the_ensemble(tmp_path, no_n
     assert ensemble["outputs"] == {"submission": "${{parent.outputs.submission}}"}
     command = ensemble["component"]["command"]
     assert "python ensemble.py --run unet-resnet-test-1 --data-folder ${{inputs.data}}" in command
-    assert "unet-resnet-test-1-ensemble-submission.csv" in command
+    # two of the config's four folds: the ensemble's files are tagged with them (layout)
+    assert "cp gathered/submissions/unet-resnet-test-1-folds0_2-ensemble-submission.csv" in command
+    assert "gathered/models/unet-resnet-test-1-folds0_2-ensemble.json" in command
     assert raw["outputs"] == {"submission": {"type": "uri_folder"}}
     assert raw["inputs"]["data"]["path"] == "azureml:tgs-data@latest"
     assert raw["settings"]["default_compute"] == "azureml:tgschallenge"

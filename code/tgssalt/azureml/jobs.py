@@ -21,7 +21,7 @@ from pathlib import Path
 from ..atomic import write_text
 from ..config import load_config
 from ..errors import UserError
-from ..layout import base_run, fold_run
+from ..layout import base_run, ensemble_run, fold_run, fold_subset
 from . import CODE_FOLDER, DEFAULT_COMPUTE, DEFAULT_DATA_ASSET, require_azure
 from .environment import JOB_ENVIRONMENT_VARIABLES, job_environment
 
@@ -123,6 +123,7 @@ class Plan:
     base: str
     runs: dict  # fold -> run name
     environment: object
+    ensemble: str  # the fold ensemble's run name: tagged when only some folds are submitted
 
 
 def plan(spec: RunSpec) -> Plan:
@@ -139,7 +140,8 @@ def plan(spec: RunSpec) -> Plan:
     folds = check_folds(spec.folds, config.crossvalidation.folds)
     base = base_run(config)
     runs = {fold: fold_run(base, fold) for fold in folds}
-    return Plan(config_path, entry, base, runs, job_environment(spec.docker))
+    ensemble = ensemble_run(base, fold_subset(folds, config.crossvalidation.folds))
+    return Plan(config_path, entry, base, runs, job_environment(spec.docker), ensemble)
 
 
 def fold_jobs(spec: RunSpec) -> dict:
@@ -159,7 +161,7 @@ def recipe_job(spec: RunSpec):
 
     p = plan(spec)
     template = fold_command(p.entry, p.config_path, "${{inputs.fold}}")
-    return recipe_pipeline(spec, template, p.base, p.runs, p.environment)
+    return recipe_pipeline(spec, template, p)
 
 
 def fold_job(spec: RunSpec, command: str, environment, tags: dict):

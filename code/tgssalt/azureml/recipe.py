@@ -39,8 +39,9 @@ def fold_component(command: str, environment):
     )
 
 
-def ensemble_command(base: str, folds: list[int]) -> str:
-    """Copy each fold's predictions into one outputs folder, ensemble, keep the submission."""
+def ensemble_command(base: str, ensemble: str, folds: list[int]) -> str:
+    """Copy each fold's predictions into one outputs folder, ensemble, keep the submission and
+    summary of run `ensemble` (`layout.ensemble_run`: tagged when only some folds are there)."""
     gather = " && ".join(
         f"cp -r ${{{{inputs.fold{k}}}}}/predictions/. gathered/predictions/" for k in folds
     )
@@ -48,12 +49,12 @@ def ensemble_command(base: str, folds: list[int]) -> str:
         f"mkdir -p gathered/predictions && {gather} && "
         f"python ensemble.py --run {base} --data-folder ${{{{inputs.data}}}} "
         "--outputs-folder gathered && "
-        f"cp gathered/submissions/{base}-ensemble-submission.csv "
-        f"gathered/models/{base}-ensemble.json ${{{{outputs.{SUBMISSION_OUTPUT}}}}}/"
+        f"cp gathered/submissions/{ensemble}-submission.csv "
+        f"gathered/models/{ensemble}.json ${{{{outputs.{SUBMISSION_OUTPUT}}}}}/"
     )
 
 
-def ensemble_component(base: str, folds: list[int], environment):
+def ensemble_component(base: str, ensemble: str, folds: list[int], environment):
     """The ensemble step: the data and every fold's outputs in, the submission out."""
     from azure.ai.ml import Input, Output
     from azure.ai.ml import command as command_builder
@@ -63,7 +64,7 @@ def ensemble_component(base: str, folds: list[int], environment):
     return command_builder(
         name="tgs_ensemble",
         display_name="ensemble the folds",
-        command=ensemble_command(base, folds),
+        command=ensemble_command(base, ensemble, folds),
         code=str(CODE_FOLDER),
         environment=environment,
         inputs=inputs,
@@ -73,15 +74,16 @@ def ensemble_component(base: str, folds: list[int], environment):
     )
 
 
-def recipe_pipeline(spec, fold_template: str, base: str, runs: dict, environment):
-    """The `PipelineJob`: `fold<k>` steps, then `ensemble`; `runs` maps fold -> run name."""
+def recipe_pipeline(spec, fold_template: str, plan):
+    """The `PipelineJob` of a checked `jobs.Plan`: `fold<k>` steps, then `ensemble`."""
     from azure.ai.ml import Input, dsl
 
     from .jobs import data_input_path, output_path
 
+    base, runs = plan.base, plan.runs
     folds = list(runs)
-    train = fold_component(fold_template, environment)
-    ensemble = ensemble_component(base, folds, environment)
+    train = fold_component(fold_template, plan.environment)
+    ensemble = ensemble_component(base, plan.ensemble, folds, plan.environment)
 
     shown = ", ".join(map(str, folds))
 
