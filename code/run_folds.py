@@ -9,7 +9,8 @@ With several configs, each config's folds train and ensemble in turn, then their
 
 Folds already complete (metrics and test predictions written) are skipped, so an interrupted run
 resumes where it stopped. With several GPUs visible, folds train in parallel, one per GPU.
-The submission is outputs/submissions/<run>-ensemble-submission.csv.
+The submission is outputs/submissions/<run>-ensemble-submission.csv (with --folds for only some
+folds, <run>-folds0_1-ensemble-submission.csv).
 """
 
 import argparse
