@@ -180,6 +180,18 @@ wait_compiled() {
     done
 }
 
+# training_setup: the environment of many JAX trainings sharing the GPU (each takes memory as it
+# needs it, not 75% at start; one persistent compilation cache for all), freshly unpacked data,
+# an empty configs folder and a logs folder.
+training_setup() {
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
+    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
+    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+    fresh_data || return
+    rm -rf "$WORK/configs"
+    mkdir -p "$WORK/outputs/logs" "$WORK/configs"
+}
+
 # train_staggered DEADLINE: every fold of recipe_cfgs and extra_cfgs (EXTRA niced) in the
 # background, pids into recipe_pids and extra_pids (the caller's). Folds of one config compile
 # identical programs: the first fold of each compiles them into JAX's persistent cache alone
@@ -188,8 +200,6 @@ train_staggered() {
     local deadline=$1 first=${FOLDS%% *} rest=${FOLDS#* } cfg
     local -a leaders=()
     [ "$rest" = "$FOLDS" ] && rest=""
-    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
-    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
     launch_folds recipe_pids "$deadline" 0 "$first" "${recipe_cfgs[@]}"
     launch_folds extra_pids "$deadline" 5 "$first" "${extra_cfgs[@]}"
     for cfg in "${recipe_cfgs[@]}" "${extra_cfgs[@]}"; do leaders+=("$(fold_log "$cfg" "$first")"); done
@@ -209,11 +219,7 @@ recipe_step() {
     local reserve=${ENSEMBLE_SECONDS:-100} budget started=$SECONDS pid
     local -a recipe_cfgs extra_cfgs
     FOLDS=${FOLDS:-0 1 2 3}
-    # Many JAX processes share the GPU: each takes memory as it needs it, not 75% at start.
-    export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
-    fresh_data || return
-    rm -rf "$WORK/configs"
-    mkdir -p "$WORK/outputs/logs" "$WORK/configs"
+    training_setup || return
     mapfile -t recipe_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-small2-emptyhalf})
     mapfile -t extra_cfgs < <(recipe_configs "$WORK/configs" ${EXTRA-unet-resnet})
     budget=$((TOTAL - (SECONDS - START) - reserve))
@@ -267,12 +273,7 @@ seeds_step() {
     local -a base_cfgs copies leaders followers seed_pids=()
     : "${SEEDS:?set SEEDS, e.g. SEEDS=\"5678 1 2\"}"
     FOLDS=${FOLDS:-0}
-    export XLA_PYTHON_CLIENT_PREALLOCATE=false OMP_NUM_THREADS=1
-    export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax-cache}
-    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-    fresh_data || return
-    rm -rf "$WORK/configs"
-    mkdir -p "$WORK/outputs/logs" "$WORK/configs"
+    training_setup || return
     mapfile -t base_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-small2-emptyhalf})
     mapfile -t copies < <(seed_configs "$WORK/configs" "${base_cfgs[@]}")
     n_configs=${#base_cfgs[@]}
