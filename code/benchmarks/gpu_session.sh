@@ -192,6 +192,15 @@ training_setup() {
     mkdir -p "$WORK/outputs/logs" "$WORK/configs"
 }
 
+# archive NAME [PATH...]: $OUT/NAME.tar.gz of the trainings' logs, metrics, config and ensemble
+# JSONs, epoch CSVs and the PATHs, all under $WORK/outputs.
+archive() {
+    local name=$1
+    shift
+    tar -czf "$OUT/$name.tar.gz" -C "$WORK/outputs" logs \
+        $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv "$@" 2>/dev/null)
+}
+
 # train_staggered DEADLINE: every fold of recipe_cfgs and extra_cfgs (EXTRA niced) in the
 # background, pids into recipe_pids and extra_pids (the caller's). Folds of one config compile
 # identical programs: the first fold of each compiles them into JAX's persistent cache alone
@@ -204,7 +213,7 @@ train_staggered() {
     launch_folds extra_pids "$deadline" 5 "$first" "${extra_cfgs[@]}"
     for cfg in "${recipe_cfgs[@]}" "${extra_cfgs[@]}"; do leaders+=("$(fold_log "$cfg" "$first")"); done
     wait_compiled "${STAGGER_SECONDS:-90}" "${leaders[@]}"
-    echo "== recipe: first folds compiled after $((SECONDS - started)) s; the other folds start"
+    echo "== first folds compiled after $((SECONDS - started)) s; the other folds start"
     launch_folds recipe_pids "$deadline" 0 "$rest" "${recipe_cfgs[@]}"
     launch_folds extra_pids "$deadline" 5 "$rest" "${extra_cfgs[@]}"
 }
@@ -232,8 +241,7 @@ recipe_step() {
     ensemble_step ensemble-recipe "${recipe_cfgs[@]}"
     for pid in "${extra_pids[@]}"; do wait "$pid"; done  # not `wait`: dmon runs on
     for cfg in "${extra_cfgs[@]}"; do ensemble_step "ensemble-$(basename "$cfg" .json)" "$cfg"; done
-    tar -czf "$OUT/recipe.tar.gz" -C "$WORK/outputs" logs \
-        $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv submissions 2>/dev/null)
+    archive recipe submissions
     echo "== recipe: $((SECONDS - started)) s"
 }
 
@@ -270,29 +278,24 @@ PYTHON
 # (it trains nothing when every training finished). Back: $OUT/seeds.tar.gz.
 seeds_step() {
     local started=$SECONDS n_configs pid
-    local -a base_cfgs copies leaders followers seed_pids=()
+    local -a base_cfgs copies followers recipe_cfgs extra_cfgs=() recipe_pids=() extra_pids=()
     : "${SEEDS:?set SEEDS, e.g. SEEDS=\"5678 1 2\"}"
     FOLDS=${FOLDS:-0}
     training_setup || return
     mapfile -t base_cfgs < <(recipe_configs "$WORK/configs" ${RECIPE:-best64-small2-emptyhalf})
     mapfile -t copies < <(seed_configs "$WORK/configs" "${base_cfgs[@]}")
     n_configs=${#base_cfgs[@]}
-    leaders=("${copies[@]:0:n_configs}") followers=("${copies[@]:n_configs}")
-    local deadline=$((START + TOTAL - ${REPORT_SECONDS:-40})) first=${FOLDS%% *} rest=${FOLDS#* }
-    [ "$rest" = "$FOLDS" ] && rest=""
+    recipe_cfgs=("${copies[@]:0:n_configs}") followers=("${copies[@]:n_configs}")
+    local deadline=$((START + TOTAL - ${REPORT_SECONDS:-40}))
     echo "== seeds: ${#copies[@]} configs x seeds, folds $FOLDS, $((deadline - SECONDS)) s to train"
-    launch_folds seed_pids "$deadline" 0 "$first" "${leaders[@]}"
-    wait_compiled "${STAGGER_SECONDS:-90}" $(for c in "${leaders[@]}"; do fold_log "$c" "$first"; done)
-    echo "== seeds: first trainings compiled after $((SECONDS - started)) s; the others start"
-    launch_folds seed_pids "$deadline" 0 "$rest" "${leaders[@]}"
-    launch_folds seed_pids "$deadline" 0 "$FOLDS" "${followers[@]}"
-    for pid in "${seed_pids[@]}"; do wait "$pid"; done
+    train_staggered "$deadline"  # the first seed's configs; the other seeds load their programs
+    launch_folds recipe_pids "$deadline" 0 "$FOLDS" "${followers[@]}"
+    for pid in "${recipe_pids[@]}"; do wait "$pid"; done
     echo "== seeds trained after $((SECONDS - started)) s"
     step seeds-table 100000 "$PY" code/benchmarks/untracked.py code/run_seeds.py \
         --config-file "${base_cfgs[@]}" --seeds "${SEEDS// /,}" --folds "${FOLDS// /,}" \
         --data-folder "$WORK/data" --outputs-folder "$WORK/outputs"
-    tar -czf "$OUT/seeds.tar.gz" -C "$WORK/outputs" logs \
-        $(cd "$WORK/outputs" && ls -d models/*.json figures/*.csv 2>/dev/null)
+    archive seeds
     echo "== seeds: $((SECONDS - started)) s"
 }
 

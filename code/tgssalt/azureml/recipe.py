@@ -54,19 +54,21 @@ def ensemble_command(base: str, ensemble: str, folds: list[int]) -> str:
     )
 
 
-def ensemble_component(base: str, ensemble: str, folds: list[int], environment):
-    """The ensemble step: the data and every fold's outputs in, the submission out."""
+def ensemble_component(plan):
+    """The ensemble step of a `jobs.Plan`: the data and every fold's outputs in, the submission
+    out."""
     from azure.ai.ml import Input, Output
     from azure.ai.ml import command as command_builder
 
+    folds = list(plan.runs)
     inputs = {"data": Input(type="uri_folder", mode="download")}
     inputs |= {f"fold{k}": Input(type="uri_folder", mode="ro_mount") for k in folds}
     return command_builder(
         name="tgs_ensemble",
         display_name="ensemble the folds",
-        command=ensemble_command(base, ensemble, folds),
+        command=ensemble_command(plan.base, plan.ensemble, folds),
         code=str(CODE_FOLDER),
-        environment=environment,
+        environment=plan.environment,
         inputs=inputs,
         outputs={SUBMISSION_OUTPUT: Output(type="uri_folder")},
         # no JAX_PLATFORMS: the ensemble is numpy work and needs no GPU
@@ -83,7 +85,7 @@ def recipe_pipeline(spec, fold_template: str, plan):
     base, runs = plan.base, plan.runs
     folds = list(runs)
     train = fold_component(fold_template, plan.environment)
-    ensemble = ensemble_component(base, plan.ensemble, folds, plan.environment)
+    ensemble = ensemble_component(plan)
 
     shown = ", ".join(map(str, folds))
 
