@@ -8,7 +8,9 @@ With several configs, each config's folds train and ensemble in turn, then their
 (`ensemble.py --run` with its defaults) into outputs/submissions/<a>+<b>-blend-submission.csv.
 
 Folds already complete (metrics and test predictions written) are skipped, so an interrupted run
-resumes where it stopped. With several GPUs visible, folds train in parallel, one per GPU.
+resumes where it stopped. `--jobs N` trains N folds at once (of every config), each a child
+process on a GPU or an equal share of the CPU cores; with several GPUs visible that is the
+default, one fold per GPU.
 The submission is outputs/submissions/<run>-ensemble-submission.csv (with --folds for only some
 folds, <run>-folds0_1-ensemble-submission.csv).
 """
@@ -19,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tgssalt.cli import add_folder_arguments, add_folds_argument  # noqa: E402
+from tgssalt.cli import add_folder_arguments, add_folds_argument, add_jobs_argument  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line: the config(s), the folders, and --sequential."""
+    """The command line: the config(s), the folds, the jobs, the folders."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--config-file",
@@ -33,11 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         required=True,
         help="JSON training config; several: train each, then blend their runs",
     )
-    parser.add_argument(
-        "--sequential",
-        action="store_true",
-        help="train one fold at a time in this process even when several GPUs are visible",
-    )
+    add_jobs_argument(parser)
     add_folds_argument(parser, "train and ensemble, e.g. 0,1 (default: all)")
     add_folder_arguments(parser)
     return parser.parse_args(argv)
@@ -48,9 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from tgssalt.cross_validation import run_recipe
 
-    run_recipe(
-        args.config_file, args.data_folder, args.outputs_folder, not args.sequential, args.folds
-    )
+    run_recipe(args.config_file, args.data_folder, args.outputs_folder, args.jobs, args.folds)
 
 
 if __name__ == "__main__":

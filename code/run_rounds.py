@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pseudo_label import add_selection_arguments  # noqa: E402
-from tgssalt.cli import add_folder_arguments  # noqa: E402
+from tgssalt.cli import add_folder_arguments, add_jobs_argument  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
@@ -27,11 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds", type=int, default=1, help="the last pseudo-label round to train (default 1)"
     )
     add_selection_arguments(parser)
-    parser.add_argument(
-        "--sequential",
-        action="store_true",
-        help="train one fold at a time in this process even when several GPUs are visible",
-    )
+    add_jobs_argument(parser)
     add_folder_arguments(parser)
     return parser.parse_args(argv)
 
@@ -49,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         args.data_folder,
         args.outputs_folder,
         selection,
-        not args.sequential,
+        args.jobs,
     )
 
 

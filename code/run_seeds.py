@@ -6,9 +6,10 @@
 Each seed is a copy of the config with `seed` and `name` changed (`best-seed1-1-cvfold0`); the
 config's own seed is the config itself. All copies share the config's folds. Complete folds are
 not retrained and an interrupted one resumes, so rerunning the command continues. Folds train one
-after another in this process. With several configs (a baseline first), it ends with a Markdown
-table: each config's mean and standard deviation per fold, its change against the baseline and
-its minutes per fold.
+after another in this process, or `--jobs N` at once as child processes as in `run_folds.py`
+(`--seeds 5678,1,2 --jobs 3`: three seeds of a fold together). With several configs (a baseline
+first), it ends with a Markdown table: each config's mean and standard deviation per fold, its
+change against the baseline and its minutes per fold.
 """
 
 import argparse
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tgssalt.cli import add_folder_arguments, fold_list, seed_list  # noqa: E402
+from tgssalt.cli import add_folder_arguments, add_jobs_argument, fold_list, seed_list  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
 
 
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--folds", type=fold_list, default=[0], help="comma-separated folds (default: 0)"
     )
+    add_jobs_argument(parser)
     add_folder_arguments(parser)
     return parser.parse_args(argv)
 
@@ -44,7 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from tgssalt.seeds import run_seeds
 
-    run_seeds(args.config_file, args.seeds, args.folds, args.data_folder, args.outputs_folder)
+    run_seeds(
+        args.config_file,
+        args.seeds,
+        args.folds,
+        args.data_folder,
+        args.outputs_folder,
+        args.jobs,
+    )
 
 
 if __name__ == "__main__":

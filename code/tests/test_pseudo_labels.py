@@ -114,7 +114,7 @@ def test_round_names_and_set_names(tmp_path):
         "unet-1-pseudo1.json",
         "unet-1-pseudo1.csv",
     )
-    assert Outputs(tmp_path).round_config("u-pseudo1") == tmp_path / "configs" / "u-pseudo1.json"
+    assert Outputs(tmp_path).derived_config("u-pseudo1") == tmp_path / "configs" / "u-pseudo1.json"
     assert round_run("unet-1", 0) == "unet-1" and round_run("unet-1", 2) == "unet-1-pseudo2"
     assert parse_round_run("unet-1-pseudo2") == ("unet-1", 2)
     assert parse_round_run("unet-1") == ("unet-1", 0)
@@ -453,7 +453,7 @@ def test_the_chain_of_rounds_resumes_and_skips_finished_steps(tmp_path, monkeypa
     ]
     assert summary["run"] == "fake-1-pseudo1-ensemble" and summary["complete"]
     layout = Outputs(outputs)
-    round_data = json.loads(layout.round_config("fake-1-pseudo1").read_text())["data"]
+    round_data = json.loads(layout.derived_config("fake-1-pseudo1").read_text())["data"]
     assert round_data["pseudo_labels"] == "fake-1-pseudo1"
     assert layout.pseudo_set("fake-1-pseudo1").manifest.is_file()
     trained.clear()

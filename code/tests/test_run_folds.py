@@ -1,4 +1,4 @@
-"""run_folds: train only the missing folds (resume), then ensemble; GPUs and parallel children.
+"""run_folds: train only the missing folds (resume), then ensemble; a pool of child processes.
 
 `fold.train_fold` is replaced by a fake that writes a fold's outputs, and child processes by fake
 ones: nothing trains.
@@ -10,12 +10,14 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import tgssalt.fold_training
 from fakes import write_data, write_fold
 from tgssalt import cross_validation as rf
+from tgssalt import fold_pool
 from tgssalt.config import config_difference
 from tgssalt.errors import UserError
 from tgssalt.layout import Outputs, fold_complete
@@ -63,7 +65,7 @@ def _config(config_file: Path) -> dict:
 def test_trains_every_fold_then_ensembles(setup, monkeypatch):
     config_file, data_folder, outputs, trained, _ = setup
     monkeypatch.setattr(rf, "visible_gpus", lambda: [])
-    summary = rf.run_folds(config_file, data_folder, outputs)
+    summary = rf.run_recipe([config_file], data_folder, outputs)
     assert trained == [0, 1, 2]
     assert summary["folds_used"] == [0, 1, 2] and summary["complete"]
     assert Outputs(outputs).ensemble(BASE).submission.is_file()
@@ -76,9 +78,9 @@ def test_resumes_with_the_missing_folds_only(setup, monkeypatch):
     for fold in (0, 1, 2):
         write_fold(outputs, config, fold, arrays)
     (outputs / "models" / f"{BASE}-cvfold1-metrics.json").unlink()  # fold 1 was interrupted
-    rf.run_folds(config_file, data_folder, outputs)
+    rf.run_recipe([config_file], data_folder, outputs)
     assert trained == [1]
-    rf.run_folds(config_file, data_folder, outputs)  # all complete: only the ensemble runs
+    rf.run_recipe([config_file], data_folder, outputs)  # all complete: only the ensemble runs
     assert trained == [1]
 
 
@@ -90,7 +92,7 @@ def test_refuses_folds_of_a_changed_config(setup):
     )
     write_fold(outputs, changed, 0, arrays)
     with pytest.raises(UserError, match=r"cvfold0-config.json: fold 0 was trained with a differ"):
-        rf.run_folds(config_file, data_folder, outputs)
+        rf.run_recipe([config_file], data_folder, outputs)
     assert trained == []
     assert config_difference(changed.to_dict(), config.to_dict()) == "seed: 1 -> 5678"
     assert (
@@ -131,9 +133,22 @@ def test_cli_passes_every_config_file(monkeypatch):
     spec = importlib.util.spec_from_file_location("run_folds_cli", CODE / "run_folds.py")
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    cli.main(["--config-file", "a.json", "b.json", "--sequential", "--folds", "0,1"])
-    config_files, _, _, parallel, only = calls[0]
-    assert config_files == [Path("a.json"), Path("b.json")] and not parallel and only == [0, 1]
+    cli.main(["--config-file", "a.json", "b.json", "--jobs", "3", "--folds", "0,1"])
+    config_files, _, _, jobs, only = calls[0]
+    assert config_files == [Path("a.json"), Path("b.json")] and jobs == 3 and only == [0, 1]
+    cli.main(["--config-file", "a.json"])
+    assert calls[1][3] is None and calls[1][4] is None
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_cli_refuses_a_job_count_below_one(value, capsys):
+    spec = importlib.util.spec_from_file_location("run_folds_cli", CODE / "run_folds.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    with pytest.raises(SystemExit) as stop:
+        cli.parse_args(["--config-file", "a.json", "--jobs", value])
+    assert stop.value.code == 2
+    assert f"argument --jobs: {value!r} is not a whole number >= 1" in capsys.readouterr().err
 
 
 def test_a_failing_fold_stops_before_the_ensemble(setup, monkeypatch):
@@ -148,26 +163,84 @@ def test_a_failing_fold_stops_before_the_ensemble(setup, monkeypatch):
 
     monkeypatch.setattr(tgssalt.fold_training, "train_fold", fail_on_1)
     with pytest.raises(UserError, match="fold 1 broke"):
-        rf.run_folds(config_file, data_folder, outputs)
+        rf.run_recipe([config_file], data_folder, outputs)
     assert trained == [0] and not Outputs(outputs).ensemble(BASE).submission.exists()
 
 
-def test_several_gpus_train_in_parallel_unless_sequential(setup, monkeypatch):
+def fake_pool(calls: list, arrays: dict):
+    """A `train_pool` that records its tasks and slots and writes each task's fold."""
+
+    def pool(tasks, envs, data_arg, outputs_arg):
+        calls.append(([(t.base, t.fold) for t in tasks], envs))
+        for task in tasks:
+            write_fold(outputs_arg, _config(task.config_file), task.fold, arrays)
+
+    return pool
+
+
+def test_several_gpus_train_in_a_pool_unless_one_job(setup, monkeypatch):
     config_file, data_folder, outputs, trained, arrays = setup
     calls = []
-
-    def fake_parallel(config_path, folds, gpus, data_arg, outputs_arg, base):
-        calls.append((folds, gpus, base))
-        for fold in folds:
-            write_fold(outputs_arg, _config(config_path), fold, arrays)
-
     monkeypatch.setattr(rf, "visible_gpus", lambda: ["0", "1"])
-    monkeypatch.setattr(rf, "train_parallel", fake_parallel)
-    rf.run_folds(config_file, data_folder, outputs)
-    assert calls == [([0, 1, 2], ["0", "1"], BASE)] and trained == []
+    monkeypatch.setattr(rf, "train_pool", fake_pool(calls, arrays))
+    rf.run_recipe([config_file], data_folder, outputs)
+    envs = [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert calls == [([(BASE, 0), (BASE, 1), (BASE, 2)], envs)] and trained == []
     (outputs / "models" / f"{BASE}-cvfold2-metrics.json").unlink()
-    rf.run_folds(config_file, data_folder, outputs, parallel=False)
+    rf.run_recipe([config_file], data_folder, outputs, jobs=1)
     assert trained == [2] and len(calls) == 1
+
+
+def test_cpu_jobs_pool_every_config_on_a_share_of_the_cores(setup, monkeypatch):
+    config_file, data_folder, outputs, trained, arrays = setup
+    other = config_file.with_name("other.json")
+    other.write_text(json.dumps({**CONFIG, "name": "other-%s"}))
+    write_fold(outputs, _config(config_file), 1, arrays)
+    calls = []
+    monkeypatch.setattr(rf, "visible_gpus", lambda: [])
+    monkeypatch.setattr(fold_pool, "usable_cores", lambda: 4)
+    monkeypatch.setattr(rf, "train_pool", fake_pool(calls, arrays))
+    summary = rf.run_recipe([config_file, other], data_folder, outputs, jobs=2)
+    (tasks, envs), *rest = calls
+    assert tasks == [(BASE, 0), (BASE, 2), ("other-1", 0), ("other-1", 1), ("other-1", 2)]
+    assert [env["TF_NUM_INTRAOP_THREADS"] for env in envs] == ["2", "2"] and not rest
+    assert trained == [] and summary["run"] == "fake-1+other-1-blend"
+
+
+def test_one_missing_fold_trains_in_this_process(setup, monkeypatch):
+    config_file, data_folder, outputs, trained, arrays = setup
+    for fold in (0, 1):
+        write_fold(outputs, _config(config_file), fold, arrays)
+    monkeypatch.setattr(rf, "visible_gpus", lambda: [])
+    monkeypatch.setattr(rf, "train_pool", lambda *args: pytest.fail("no pool for one fold"))
+    rf.run_recipe([config_file], data_folder, outputs, jobs=3)
+    assert trained == [2]
+
+
+@pytest.mark.parametrize(("jobs", "cores", "threads"), [(1, 2, "2"), (2, 2, "1"), (3, 2, "1"),
+                                                        (2, 16, "8")])  # fmt: skip
+def test_cpu_slots_split_the_cores(monkeypatch, jobs, cores, threads):
+    monkeypatch.setattr(fold_pool, "usable_cores", lambda: cores)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    envs = fold_pool.slot_envs(jobs, gpus=[])
+    assert len(envs) == jobs and all(env == envs[0] for env in envs)
+    env = envs[0]
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == threads
+    assert env["TF_NUM_INTEROP_THREADS"] == "1" and "CUDA_VISIBLE_DEVICES" not in env
+    assert env["XLA_FLAGS"].startswith("--xla_dump_to=/tmp/x ")  # the user's flags kept
+    assert f"intra_op_parallelism_threads={threads}" in env["XLA_FLAGS"]
+    eigen = "true" if threads != "1" else "false"
+    assert f"--xla_cpu_multi_thread_eigen={eigen}" in env["XLA_FLAGS"]
+
+
+def test_gpu_slots_take_the_gpus_in_turn():
+    assert fold_pool.slot_envs(2, ["3", "5"]) == [
+        {"CUDA_VISIBLE_DEVICES": "3"},
+        {"CUDA_VISIBLE_DEVICES": "5"},
+    ]
+    shared = fold_pool.slot_envs(3, ["0"])
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in shared] == ["0", "0", "0"]
+    assert all(env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for env in shared)
 
 
 class FakeProcess:
@@ -177,9 +250,9 @@ class FakeProcess:
 
     def __init__(self, command, stdout, stderr, env, outputs, arrays, fail=()):
         self.fold = int(command[command.index("--cv-currentfold") + 1])
-        self.gpu, self.polls = env["CUDA_VISIBLE_DEVICES"], 0
-        assert self.gpu not in FakeProcess.running, "two folds on one GPU"
-        FakeProcess.running.append(self.gpu)
+        self.slot, self.polls = env["SLOT"], 0
+        assert self.slot not in FakeProcess.running, "two folds in one slot"
+        FakeProcess.running.append(self.slot)
         self.returncode = 1 if self.fold in fail else 0
         if self.returncode:
             stdout.write("Traceback ...\nerror: out of GPU memory\n")
@@ -191,31 +264,33 @@ class FakeProcess:
         self.polls += 1
         if self.polls < 2:
             return None
-        if self.gpu in FakeProcess.running:
-            FakeProcess.running.remove(self.gpu)
+        if self.slot in FakeProcess.running:
+            FakeProcess.running.remove(self.slot)
         return self.returncode
 
 
-def test_train_parallel_uses_each_gpu_and_reports_failures(setup, capsys):
+def test_train_pool_uses_each_slot_and_reports_failures(setup, capsys):
     config_file, data_folder, outputs, _, arrays = setup
     started = []
 
     def popen(command, **kwargs):
         process = FakeProcess(command, **kwargs, outputs=outputs, arrays=arrays, fail=(2,))
-        started.append((process.fold, process.gpu))
+        started.append((process.fold, process.slot))
         return process
 
+    tasks = [fold_pool.FoldTask(config_file, BASE, k) for k in range(4)]
+    envs = [{"CUDA_VISIBLE_DEVICES": gpu, "SLOT": gpu} for gpu in ("0", "1")]
     with pytest.raises(UserError, match=r"fold\(s\) failed: fake-1-cvfold2 \(exit 1, see .*log"):
-        rf.train_parallel(config_file, [0, 1, 2, 3], ["0", "1"], data_folder, outputs, BASE,
-                          popen=popen, poll_seconds=0)  # fmt: skip
-    assert sorted(f for f, _ in started) == [0, 1, 2, 3] and {g for _, g in started} == {"0", "1"}
+        fold_pool.train_pool(tasks, envs, data_folder, outputs, popen=popen, poll_seconds=0)
+    assert sorted(f for f, _ in started) == [0, 1, 2, 3] and {s for _, s in started} == {"0", "1"}
     assert [fold_complete(outputs, f"{BASE}-cvfold{k}") for k in range(4)] == [1, 1, 0, 1]
     assert "fake-1-cvfold2: failed with exit status 1 (GPU" in capsys.readouterr().err
     assert "out of GPU memory" in (outputs / "logs" / f"{BASE}-cvfold2.log").read_text()
 
 
 def test_fold_command_runs_train_fold(tmp_path):
-    command = rf.fold_command(tmp_path / "c.json", 3, tmp_path / "d", tmp_path / "o")
+    task = fold_pool.FoldTask(tmp_path / "c.json", "c-1", 3)
+    command = fold_pool.fold_command(task, tmp_path / "d", tmp_path / "o")
     assert command[1].endswith("train_fold.py") and Path(command[1]).is_file()
     assert command[command.index("--cv-currentfold") + 1] == "3"
 
@@ -238,3 +313,32 @@ def test_visible_gpus_from_nvidia_smi(monkeypatch, tmp_path):
     smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
     assert rf.visible_gpus() == ["0", "1"]
     assert subprocess.run([str(smi)], capture_output=True, env=os.environ).returncode == 0
+
+
+def test_jobs_train_real_folds_as_child_processes_on_a_share_of_the_cores(tmp_path):
+    """`run_folds.py --jobs 2` for real: two folds of a small config train at once, each in a
+    child process that TensorFlow limits to its share of the cores, then the ensemble runs."""
+    from conftest import run_command
+    from tgssalt.synthetic import generate_dataset
+
+    generate_dataset(tmp_path / "data", n_train=48, n_test=8, seed=3)
+    small = {
+        "name": "pool-%s",
+        "crossvalidation": {"folds": 2},
+        "input": {"size": 32},
+        "model": {"start_filters": 4, "depth": 2, "dropout": 0.0},
+        "stage1": {"epochs": 2, "batch_size": 8},
+        "stage2": {"epochs": 1, "batch_size": 8},
+    }
+    (tmp_path / "pool.json").write_text(json.dumps(small))
+    command = [str(CODE / "run_folds.py"), "--config-file", str(tmp_path / "pool.json"), "--jobs"]
+    command += ["2", "--data-folder", str(tmp_path / "data"), "--outputs-folder", str(tmp_path)]
+    done = run_command([sys.executable, *command])
+    assert done.returncode == 0, done.stderr[-2000:]
+    threads = max(1, fold_pool.usable_cores() // 2)
+    for fold in (0, 1):
+        log = (tmp_path / "logs" / f"pool-1-cvfold{fold}.log").read_text()
+        assert f"on cpu ({threads} thread" in log
+        assert fold_complete(tmp_path, f"pool-1-cvfold{fold}")
+    assert "pool-1-cvfold1: training on CPU" in done.stdout
+    assert Outputs(tmp_path).ensemble("pool-1").submission.is_file()

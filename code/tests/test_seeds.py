@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import run_seeds
-from tgssalt import seeds
+from tgssalt import cross_validation, seeds
 from tgssalt.errors import UserError
 from tgssalt.layout import Outputs, base_run, fold_run, seed_name
 
@@ -43,7 +43,8 @@ def trained(tmp_path, monkeypatch):
             run.predictions("test").write_bytes(b"")
             calls.append((run.run, config.seed, config.crossvalidation.split_seed))
 
-    monkeypatch.setattr(seeds, "train_sequential", fake_train)
+    monkeypatch.setattr(cross_validation, "train_sequential", fake_train)
+    monkeypatch.setattr(cross_validation, "visible_gpus", lambda: [])
     config_file = tmp_path / "s.json"
     config_file.write_text(json.dumps(CONFIG))
     (tmp_path / "t.json").write_text(json.dumps(TECHNIQUE))
@@ -73,6 +74,26 @@ def test_each_seed_trains_the_same_folds_and_the_spread_is_printed(trained, caps
     out = capsys.readouterr().out
     assert f"fold 1: seed 1 0.7400, seed 2 0.7500, seed 5678 0.7000; mean {mean:.4f}, " in out
     assert f"std {std:.4f} (n=3)" in out
+
+
+def test_jobs_train_the_seeds_at_once_each_from_its_config_file(trained, tmp_path, monkeypatch):
+    flags, calls = trained
+    pools = []
+
+    def fake_pool(tasks, envs, data_folder, outputs_folder):
+        pools.append((len(envs), [(task.config_file.name, task.fold) for task in tasks]))
+        for task in tasks:
+            config = cross_validation.load_config(task.config_file)
+            cross_validation.train_sequential(config, [task.fold], data_folder, outputs_folder)
+
+    monkeypatch.setattr(cross_validation, "train_pool", fake_pool)
+    run_seeds.main([*flags, "--seeds", "5678,1,2", "--jobs", "3"])
+    assert pools == [(3, [("s-seed1-1.json", 0), ("s-seed2-1.json", 0), ("s.json", 0)])]
+    assert sorted((run, seed) for run, seed, _ in calls) == [
+        ("s-1-cvfold0", 5678), ("s-seed1-1-cvfold0", 1), ("s-seed2-1-cvfold0", 2)
+    ]  # fmt: skip
+    copy = json.loads((tmp_path / "out" / "configs" / "s-seed2-1.json").read_text())
+    assert (copy["seed"], copy["name"]) == (2, "s-seed2-%s")
 
 
 def test_a_rerun_trains_nothing_and_reports_again(trained, capsys):

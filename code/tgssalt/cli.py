@@ -1,4 +1,4 @@
-"""Command-line pieces shared by the scripts in `code/`: the data and outputs folder flags."""
+"""Command-line pieces shared by the scripts in `code/`: the folder, fold and job flags."""
 
 import argparse
 from pathlib import Path
@@ -53,4 +53,26 @@ def add_folds_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """`--folds 0,1,3`: the cross-validation folds to `what` (default: all)."""
     parser.add_argument(
         "--folds", type=fold_list, default=None, help=f"comma-separated folds to {what}"
+    )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    """`--jobs N`: folds trained at once, each a child process (`fold_pool`)."""
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="folds to train at once, each as a child process on a GPU or an equal share of the "
+        "CPU cores; 1 trains in this process (default: one per GPU with several GPUs, else 1)",
     )

@@ -197,8 +197,9 @@ class Outputs:
         """The files of pseudo-label set `name` (`pseudo_labels.py`)."""
         return PseudoSetOutputs(self.root / "pseudo", name)
 
-    def round_config(self, base: str) -> Path:
-        """The config `pseudo_rounds.py` writes for base run `base`, a pseudo-label round."""
+    def derived_config(self, base: str) -> Path:
+        """The config a command writes for base run `base`: a pseudo-label round's
+        (`pseudo_rounds.py`) or a seed copy's trained as a child process (`seeds.py`)."""
         return self.root / "configs" / f"{base}.json"
 
     def ensemble(self, base: str, subset: str = "") -> "EnsembleOutputs":

@@ -7,7 +7,9 @@ config with `seed` and `name` changed (`layout.seed_name`: `best-%s` -> `best-se
 `data.pseudo_labels`, and a seed's missing set is made from that seed's run); the config's own seed
 keeps the config as it is, so a run already trained counts. `seed` drives only training
 (`crossvalidation.split_seed` the folds), so every copy validates on the same images. Folds
-already complete are not retrained and an interrupted one resumes (`cross_validation`). Given
+already complete are not retrained and an interrupted one resumes (`cross_validation`); with
+`jobs` several folds (seeds) train at once as child processes, each from its copy's file in the
+outputs' configs folder. Given
 several configs (a baseline first, then one technique each), it prints a table of every config's
 mean, standard deviation, change against the baseline and minutes per fold.
 """
@@ -16,9 +18,10 @@ import json
 import statistics
 from pathlib import Path
 
-from .config import Config, load_config, override
-from .cross_validation import check_folds_in_range, missing_folds, train_sequential
+from .config import Config, load_config, override, save_config
+from .cross_validation import check_folds_in_range, missing_folds, train_tasks
 from .errors import UserError
+from .fold_pool import FoldTask
 from .layout import Outputs, base_run, fold_run, parse_round_run, round_run, seed_name, seed_run
 from .pseudo_labels import load_manifest, make_pseudo_labels
 
@@ -72,16 +75,39 @@ def spread(scores: list[float]) -> tuple[float, float]:
     return statistics.mean(scores), statistics.stdev(scores) if len(scores) > 1 else 0.0
 
 
-def train_seeds(config: Config, seeds: list[int], folds: list[int], data_folder, outputs_folder):
-    """Train what is missing of `folds` under each seed; returns {fold: {seed: metrics}}."""
+def train_seeds(
+    config: Config,
+    config_file: Path,
+    seeds: list[int],
+    folds: list[int],
+    data_folder,
+    outputs_folder,
+    jobs: int | None = None,
+) -> dict:
+    """Train what is missing of `folds` under each seed, `jobs` folds at a time
+    (`cross_validation.train_tasks`); returns {fold: {seed: metrics}}."""
     copies = {seed: seed_config(config, seed) for seed in seeds}
+    files, tasks = {}, []
     for seed, copy in copies.items():
         missing = [k for k in missing_folds(copy, outputs_folder) if k in folds]
         print(f"{base_run(copy)}: seed {seed}; training folds {missing or 'none'}", flush=True)
         if missing:
             ensure_pseudo_labels(copy, missing, data_folder, outputs_folder)
-        train_sequential(copy, missing, data_folder, outputs_folder)
+            path = copy_file(copy, Path(config_file), config, outputs_folder)
+            files[path] = copy
+            tasks += [FoldTask(path, base_run(copy), k) for k in missing]
+    train_tasks(tasks, files, jobs, data_folder, outputs_folder)
     return {k: {s: fold_metrics(c, k, outputs_folder) for s, c in copies.items()} for k in folds}
+
+
+def copy_file(copy: Config, config_file: Path, config: Config, outputs_folder) -> Path:
+    """The file of a seed's config, for a fold trained as a child process: the config file
+    itself for the config's own seed, else the copy written to the outputs' configs folder."""
+    if copy is config:
+        return config_file
+    path = Outputs(Path(outputs_folder)).derived_config(base_run(copy))
+    save_config(copy, path)
+    return path
 
 
 def seed_stats(by_seed: dict[int, dict]) -> tuple[float, float, int]:
@@ -129,14 +155,21 @@ def load_configs(config_files: list[Path], folds: list[int]) -> list[Config]:
 
 
 def run_seeds(
-    config_files: list[Path], seeds: list[int], folds: list[int], data_folder, outputs_folder
+    config_files: list[Path],
+    seeds: list[int],
+    folds: list[int],
+    data_folder,
+    outputs_folder,
+    jobs: int | None = None,
 ) -> dict[str, dict[int, dict[int, dict]]]:
-    """Train `folds` of each config under each seed (what is missing), print each fold's spread
+    """Train `folds` of each config under each seed (what is missing; config by config, so a
+    pseudo-label config can follow the config its sets come from), print each fold's spread
     and, for several configs, the comparison table; returns {run: {fold: {seed: metrics}}}."""
     results = {}
-    for config in load_configs(config_files, folds):
-        results[base_run(config)] = train_seeds(config, seeds, folds, data_folder, outputs_folder)
-        print_spread(config, results[base_run(config)])
+    for path, config in zip(config_files, load_configs(config_files, folds), strict=True):
+        trained = train_seeds(config, path, seeds, folds, data_folder, outputs_folder, jobs)
+        results[base_run(config)] = trained
+        print_spread(config, trained)
     if len(results) > 1:
         print(comparison_table(results))
     return results
