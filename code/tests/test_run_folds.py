@@ -241,6 +241,7 @@ def test_gpu_slots_take_the_gpus_in_turn():
     shared = fold_pool.slot_envs(3, ["0"])
     assert [env["CUDA_VISIBLE_DEVICES"] for env in shared] == ["0", "0", "0"]
     assert all(env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for env in shared)
+    assert all(env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for env in shared)
 
 
 class FakeProcess:

@@ -59,11 +59,13 @@ def cpu_share_env(threads: int) -> dict:
 
 
 def slot_envs(jobs: int, gpus: list[str]) -> list[dict]:
-    """The environment of each of `jobs` slots: the GPUs in turn (JAX then allocates GPU memory
-    as it needs it rather than most of the GPU up front, so processes can share one), else an
-    equal share of the usable cores, at least one thread each."""
+    """The environment of each of `jobs` slots: the GPUs in turn (with more jobs than GPUs,
+    JAX and TensorFlow allocate GPU memory as they need it rather than most of the GPU up front,
+    so processes can share one), else an equal share of the usable cores, at least one thread
+    each."""
     if gpus:
-        share = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if jobs > len(gpus) else {}
+        share = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+        share = share if jobs > len(gpus) else {}
         return [{"CUDA_VISIBLE_DEVICES": gpus[k % len(gpus)], **share} for k in range(jobs)]
     return [cpu_share_env(max(1, usable_cores() // jobs)) for _ in range(jobs)]
 
