@@ -170,7 +170,7 @@ class Outputs:
         return self.root / "folds" / f"{base}{'-holdout' if holdout else ''}.csv"
 
     def child_log(self, run: str) -> Path:
-        """The log of a fold trained as a child process (`cross_validation.train_parallel`)."""
+        """The log of a fold trained as a child process (`fold_pool.train_pool`)."""
         return self.root / "logs" / f"{run}.log"
 
     def fold_runs(self, base: str) -> dict[int, "RunOutputs"]:
