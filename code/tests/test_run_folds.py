@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 import tgssalt.fold_training
 from fakes import write_data, write_fold
@@ -339,7 +340,8 @@ def test_jobs_train_real_folds_as_child_processes_on_a_share_of_the_cores(tmp_pa
     threads = max(1, fold_pool.usable_cores() // 2)
     for fold in (0, 1):
         log = (tmp_path / "logs" / f"pool-1-cvfold{fold}.log").read_text()
-        assert f"on cpu ({threads} thread" in log
+        if keras.backend.backend() == "tensorflow":  # the backend that names its thread count
+            assert f"on cpu ({threads} thread" in log
         assert fold_complete(tmp_path, f"pool-1-cvfold{fold}")
     assert "pool-1-cvfold1: training on CPU" in done.stdout
     assert Outputs(tmp_path).ensemble("pool-1").submission.is_file()
