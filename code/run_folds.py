@@ -4,8 +4,9 @@
     python code/run_folds.py --config-file code/train-config/best64-long.json \
         code/train-config/best64-longer.json
 
-With several configs, each config's folds train and ensemble in turn, then their runs are blended
-(`ensemble.py --run` with its defaults) into outputs/submissions/<a>+<b>-blend-submission.csv.
+With several configs, every config's folds train, then each config's are ensembled, then their
+runs are blended (`ensemble.py --run` with its defaults) into
+outputs/submissions/<a>+<b>-blend-submission.csv.
 
 Folds already complete (metrics and test predictions written) are skipped, so an interrupted run
 resumes where it stopped. `--jobs N` trains N folds at once (of every config), each a child

@@ -9,9 +9,9 @@ keeps the config as it is, so a run already trained counts. `seed` drives only t
 (`crossvalidation.split_seed` the folds), so every copy validates on the same images. Folds
 already complete are not retrained and an interrupted one resumes (`cross_validation`); with
 `jobs` several folds (seeds) train at once as child processes, each from its copy's file in the
-outputs' configs folder. Given
-several configs (a baseline first, then one technique each), it prints a table of every config's
-mean, standard deviation, change against the baseline and minutes per fold.
+outputs' configs folder. Given several configs (a baseline first, then one technique each), it
+prints a table of every config's mean, standard deviation, change against the baseline and
+minutes per fold.
 """
 
 import json
