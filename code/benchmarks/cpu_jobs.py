@@ -93,9 +93,9 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--barrier", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    config = str(CODE / "train-config" / args.config) if not args.worker else args.config
-    if args.worker:
-        return worker(config, args.steps, args.seconds, args.barrier, int(args.jobs))
+    if args.worker:  # run_layout passes the config's full path
+        return worker(args.config, args.steps, args.seconds, args.barrier, int(args.jobs))
+    config = str(CODE / "train-config" / args.config)
     found = {int(jobs): [] for jobs in args.jobs.split(",")}
     for round_ in range(args.rounds):
         for jobs, rounds in found.items():

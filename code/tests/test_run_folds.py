@@ -19,7 +19,7 @@ import tgssalt.fold_training
 from fakes import write_data, write_fold
 from tgssalt import cross_validation as rf
 from tgssalt import fold_pool
-from tgssalt.config import config_difference
+from tgssalt.config import Config, config_difference
 from tgssalt.errors import UserError
 from tgssalt.layout import Outputs, fold_complete
 
@@ -280,7 +280,7 @@ def test_train_pool_uses_each_slot_and_reports_failures(setup, capsys):
         started.append((process.fold, process.slot))
         return process
 
-    tasks = [fold_pool.FoldTask(config_file, BASE, k) for k in range(4)]
+    tasks = [fold_pool.FoldTask(config_file, _config(config_file), k) for k in range(4)]
     envs = [{"CUDA_VISIBLE_DEVICES": gpu, "SLOT": gpu} for gpu in ("0", "1")]
     with pytest.raises(UserError, match=r"fold\(s\) failed: fake-1-cvfold2 \(exit 1, see .*log"):
         fold_pool.train_pool(tasks, envs, data_folder, outputs, popen=popen, poll_seconds=0)
@@ -291,7 +291,7 @@ def test_train_pool_uses_each_slot_and_reports_failures(setup, capsys):
 
 
 def test_fold_command_runs_train_fold(tmp_path):
-    task = fold_pool.FoldTask(tmp_path / "c.json", "c-1", 3)
+    task = fold_pool.FoldTask(tmp_path / "c.json", Config(), 3)
     command = fold_pool.fold_command(task, tmp_path / "d", tmp_path / "o")
     assert command[1].endswith("train_fold.py") and Path(command[1]).is_file()
     assert command[command.index("--cv-currentfold") + 1] == "3"

@@ -80,7 +80,7 @@ def run_recipe(
     tasks = []
     for path, config in zip(paths, configs, strict=True):
         tasks += fold_tasks(path, config, outputs_folder, only)
-    train_tasks(tasks, dict(zip(paths, configs, strict=True)), jobs, data_folder, outputs_folder)
+    train_tasks(tasks, jobs, data_folder, outputs_folder)
     from .ensemble import run_ensemble
 
     bases = [base_run(config) for config in configs]
@@ -112,7 +112,7 @@ def fold_tasks(
     base, total = base_run(config), config.crossvalidation.folds
     missing = [k for k in missing_folds(config, outputs_folder) if only is None or k in only]
     print(f"{base}: {total - len(missing)} of {total} folds complete; training {missing or 'none'}")
-    return [FoldTask(config_file, base, fold) for fold in missing]
+    return [FoldTask(config_file, config, fold) for fold in missing]
 
 
 def default_jobs(gpus: list[str]) -> int:
@@ -120,11 +120,9 @@ def default_jobs(gpus: list[str]) -> int:
     return max(1, len(gpus))
 
 
-def train_tasks(
-    tasks: list[FoldTask], configs: dict, jobs: int | None, data_folder: Path, outputs_folder
-) -> None:
+def train_tasks(tasks: list[FoldTask], jobs: int | None, data_folder: Path, outputs_folder) -> None:
     """Train `tasks` in this process one after another (one job, or one task), else as a pool
-    of `jobs` child processes (`fold_pool`); `configs` maps each config file to its config."""
+    of `jobs` child processes (`fold_pool`)."""
     gpus = visible_gpus()
     jobs = default_jobs(gpus) if jobs is None else jobs
     if jobs > 1 and len(tasks) > 1:
@@ -132,7 +130,7 @@ def train_tasks(
         train_pool(tasks, envs, data_folder, outputs_folder)
         return
     for task in tasks:
-        train_sequential(configs[task.config_file], [task.fold], data_folder, outputs_folder)
+        train_sequential(task.config, [task.fold], data_folder, outputs_folder)
 
 
 def train_sequential(config: Config, folds: list[int], data_folder: Path, outputs_folder: Path):

@@ -42,9 +42,14 @@ def tensorflow_cpu_threads() -> int:
 
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     threads = threads or int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0") or 0)
-    if threads > 0:
-        return threads
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return threads if threads > 0 else usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def tensorflow_onednn_enabled() -> bool:

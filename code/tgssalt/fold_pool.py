@@ -18,30 +18,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import Config
+from .device import usable_cores
 from .errors import UserError
-from .layout import Outputs, fold_run
+from .layout import Outputs, base_run, fold_run
 
 TRAIN_FOLD = Path(__file__).resolve().parents[1] / "train_fold.py"
 
 
 @dataclass(frozen=True)
 class FoldTask:
-    """One fold of one config, to train as a child process."""
+    """One fold of one config: the file a child process reads, and the config it holds for
+    training in this process."""
 
     config_file: Path
-    base: str
+    config: Config
     fold: int
+
+    @property
+    def base(self) -> str:
+        return base_run(self.config)
 
     @property
     def run(self) -> str:
         return fold_run(self.base, self.fold)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the OS says, else all)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def cpu_share_env(threads: int) -> dict:

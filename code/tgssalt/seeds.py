@@ -87,16 +87,15 @@ def train_seeds(
     """Train what is missing of `folds` under each seed, `jobs` folds at a time
     (`cross_validation.train_tasks`); returns {fold: {seed: metrics}}."""
     copies = {seed: seed_config(config, seed) for seed in seeds}
-    files, tasks = {}, []
+    tasks = []
     for seed, copy in copies.items():
         missing = [k for k in missing_folds(copy, outputs_folder) if k in folds]
         print(f"{base_run(copy)}: seed {seed}; training folds {missing or 'none'}", flush=True)
         if missing:
             ensure_pseudo_labels(copy, missing, data_folder, outputs_folder)
             path = copy_file(copy, Path(config_file), config, outputs_folder)
-            files[path] = copy
-            tasks += [FoldTask(path, base_run(copy), k) for k in missing]
-    train_tasks(tasks, files, jobs, data_folder, outputs_folder)
+            tasks += [FoldTask(path, copy, k) for k in missing]
+    train_tasks(tasks, jobs, data_folder, outputs_folder)
     return {k: {s: fold_metrics(c, k, outputs_folder) for s, c in copies.items()} for k in folds}
 
 
