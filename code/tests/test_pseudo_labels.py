@@ -494,7 +494,7 @@ def test_smoke_two_rounds_of_real_training(tmp_path):
         "--config-file",
         str(tmp_path / "smoke.json"),
     ]
-    command += ["--rounds", "1", "--confidence", "0.5", "0.5", "--min-share", "0.5", "--sequential"]
+    command += ["--rounds", "1", "--confidence", "0.5", "0.5", "--min-share", "0.5", "--jobs", "1"]
     command += ["--data-folder", str(tmp_path / "data"), "--outputs-folder", str(tmp_path / "out")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
