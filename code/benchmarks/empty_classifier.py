@@ -48,7 +48,7 @@ CLASSIFIERS = {
         max_iter=200, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0, random_state=0
     ),
 }
-# the classifier probabilities a mask may be emptied above; inner cross-validation folds
+# the classifier probabilities above which a mask may be emptied
 CUTS = np.round(np.linspace(0.05, 0.95, 19), 2)
 INNER_FOLDS = 3
 
