@@ -18,7 +18,6 @@ nested out-of-fold score against the rule's, the images it emptied (truly empty 
 the ROC AUC of its probability against the rule's peak probability alone, then one JSON line.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from headroom import member_weights  # noqa: E402
+from headroom import run_members, run_parser  # noqa: E402
 from scipy import ndimage  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -34,7 +33,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.model_selection import cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-from tgssalt.blend import blend, load_member, load_members, load_oof_probs  # noqa: E402
+from tgssalt.blend import blend, load_oof_probs  # noqa: E402
 from tgssalt.data import read_images, resolve_data_folder, truth_masks  # noqa: E402
 from tgssalt.ensemble import MIN_AREAS  # noqa: E402
 from tgssalt.errors import UserError, run_cli  # noqa: E402
@@ -172,11 +171,7 @@ def compare(truth, probs, images, folds) -> dict:
 
 def load_oof(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The out-of-fold truth, the blended probabilities, the images and their folds."""
-    weights = member_weights(args.weights, len(args.run))
-    if len(args.run) > 1:
-        members = load_members(args.outputs_folder, args.run)
-    else:
-        members = [load_member(args.outputs_folder, args.run[0])]
+    members, weights = run_members(args)
     ids, probs = load_oof_probs(members)
     data = resolve_data_folder(args.data_folder)
     images = read_images(data / "train" / "images", ids, 1)[..., 0]
@@ -200,12 +195,7 @@ def print_report(found: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", nargs="+", required=True, help="finished runs, e.g. name-1")
-    parser.add_argument("--weights", help="one weight per run, comma separated (default equal)")
-    parser.add_argument("--data-folder", type=Path, required=True)
-    parser.add_argument("--outputs-folder", type=Path, default=Path("outputs"))
-    args = parser.parse_args(argv)
+    args = run_parser(__doc__.splitlines()[0]).parse_args(argv)
     truth, probs, images, folds = load_oof(args)
     found = compare(truth, probs, images, folds)
     print_report(found)

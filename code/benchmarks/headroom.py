@@ -138,18 +138,27 @@ def member_weights(text: str | None, n_members: int) -> np.ndarray:
     return np.full(n_members, 1 / n_members) if isinstance(weights, str) else weights
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a script that reads finished runs' out-of-fold predictions."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run", nargs="+", required=True, help="finished runs, e.g. name-1")
     parser.add_argument("--weights", help="one weight per run, comma separated (default equal)")
     parser.add_argument("--data-folder", type=Path, required=True)
     parser.add_argument("--outputs-folder", type=Path, default=Path("outputs"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_members(args) -> tuple[list, np.ndarray]:
+    """`--run`'s members, checked to blend (one run alone is its own member), and their weights."""
     weights = member_weights(args.weights, len(args.run))
     if len(args.run) > 1:
-        members = load_members(args.outputs_folder, args.run)
-    else:
-        members = [load_member(args.outputs_folder, args.run[0])]
+        return load_members(args.outputs_folder, args.run), weights
+    return [load_member(args.outputs_folder, args.run[0])], weights
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = run_parser(__doc__.splitlines()[0]).parse_args(argv)
+    members, weights = run_members(args)
     ids, probs = load_oof_probs(members)
     truth = truth_masks(resolve_data_folder(args.data_folder), ids)
     found = headroom(truth, blend(probs, weights), DEFAULT_SEARCH_THRESHOLDS, MIN_AREAS)
