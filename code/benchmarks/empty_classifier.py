@@ -34,7 +34,7 @@ from sklearn.model_selection import cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from tgssalt.blend import blend, load_oof_probs  # noqa: E402
-from tgssalt.data import read_images, resolve_data_folder, truth_masks  # noqa: E402
+from tgssalt.data import resolve_data_folder, train_images, truth_masks  # noqa: E402
 from tgssalt.ensemble import MIN_AREAS  # noqa: E402
 from tgssalt.errors import UserError, run_cli  # noqa: E402
 from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, image_scores  # noqa: E402
@@ -174,7 +174,7 @@ def load_oof(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     members, weights = run_members(args)
     ids, probs = load_oof_probs(members)
     data = resolve_data_folder(args.data_folder)
-    images = read_images(data / "train" / "images", ids, 1)[..., 0]
+    images = train_images(data, ids)[..., 0]
     folds = read_split(members[0].split_file).set_index("id")["fold"].loc[ids].to_numpy()
     return truth_masks(data, ids), blend(probs, weights), images, folds
 

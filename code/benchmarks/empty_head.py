@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tgssalt.config import STAGE_NAMES, load_config  # noqa: E402
-from tgssalt.data import read_images, resolve_data_folder, truth_masks  # noqa: E402
+from tgssalt.data import resolve_data_folder, train_images, truth_masks  # noqa: E402
 from tgssalt.ensemble import MIN_AREAS, find_folds  # noqa: E402
 from tgssalt.layout import Outputs, base_run  # noqa: E402
 from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, threshold_area_table  # noqa: E402
@@ -74,7 +74,7 @@ def fold_heads(outputs: Outputs, fold, data: Path) -> dict:
     members = packed_members(keras.saving.load_model(run.model(stage), compile=False))
     if not members:
         sys.exit(f"error: {run.model(stage)}: no empty-mask head (model.deep_supervision is off)")
-    images = read_images(data / "train" / "images", saved["ids"], config.input.channels)
+    images = train_images(data, saved["ids"], config.input.channels)
     heads = [h for member in members for h in member_heads(member, preprocess(images, config))]
     gate_each = np.mean([mask * (salt > 0.5)[:, None, None, None] for mask, salt in heads], axis=0)
     oof = {

@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from empty_head import packed_members  # noqa: E402
 from tgssalt.config import load_config  # noqa: E402
-from tgssalt.data import read_images, resolve_data_folder, truth_masks  # noqa: E402
+from tgssalt.data import resolve_data_folder, train_images, truth_masks  # noqa: E402
 from tgssalt.ensemble import MIN_AREAS, find_folds  # noqa: E402
 from tgssalt.inference import compile_for_prediction, gate  # noqa: E402
 from tgssalt.layout import Outputs  # noqa: E402
@@ -85,7 +85,7 @@ def fold_views(outputs: Outputs, fold, data: Path, shift: int) -> dict[str, np.n
     ids, saved, _ = load_predictions(fold.valid)
     run = outputs.run(fold.run)
     config = load_config(run.config)
-    x = preprocess(read_images(data / "train" / "images", ids, config.input.channels), config)
+    x = preprocess(train_images(data, ids, config.input.channels), config)
     stage2 = current_export(run.model("stage2"))
     still = flip_sum(stage2, x, [(0, 0)], shift)
     moves = flip_sum(stage2, x, [(shift, 0), (-shift, 0), (0, shift), (0, -shift)], shift)

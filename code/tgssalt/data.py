@@ -155,6 +155,11 @@ def truth_masks(data_folder: Path, ids: np.ndarray) -> np.ndarray:
     return (masks > 127).astype(np.uint8)
 
 
+def train_images(data_folder: Path, ids: np.ndarray, channels: int = 1) -> np.ndarray:
+    """The labelled images (N, 101, 101, channels) uint8 of `ids`, as `load_train` reads them."""
+    return read_images(Path(data_folder) / "train" / "images", ids, channels)
+
+
 def load_train(data_folder: Path, channels: int = 1) -> Dataset:
     """Load every labelled image and mask listed in `train.csv`, validated."""
     ids = read_ids(data_folder / "train.csv")
@@ -164,7 +169,7 @@ def load_train(data_folder: Path, channels: int = 1) -> Dataset:
     _require_files(masks_folder, ids, "mask")
     _require_files(data_folder / "train" / "images", ids, "image")
     _require_depths(data_folder, ids)
-    images = read_images(data_folder / "train" / "images", ids, channels)
+    images = train_images(data_folder, ids, channels)
     masks = binary_masks(read_images(masks_folder, ids, 1)[..., 0], masks_folder, ids)
     return Dataset(ids, images, masks)
 
