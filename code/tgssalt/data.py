@@ -19,6 +19,9 @@ _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Larger images are refused from their header: a seismic section is ~100x100, and a PNG of a
 # few KB can claim billions of pixels (a decompression bomb).
 MAX_IMAGE_PIXELS = 4096 * 4096
+# The Kaggle layout: the labelled images and masks, under the data folder.
+TRAIN_IMAGES = "train/images"
+TRAIN_MASKS = "train/masks"
 
 
 @dataclass
@@ -151,13 +154,13 @@ def binary_masks(masks: np.ndarray, folder: Path, ids: np.ndarray) -> np.ndarray
 
 def truth_masks(data_folder: Path, ids: np.ndarray) -> np.ndarray:
     """The training masks (N, 101, 101) 0/1 of the validation ids, as `load_train` reads."""
-    masks = read_images(Path(data_folder) / "train" / "masks", ids, 1)[..., 0]
+    masks = read_images(Path(data_folder) / TRAIN_MASKS, ids, 1)[..., 0]
     return (masks > 127).astype(np.uint8)
 
 
 def train_images(data_folder: Path, ids: np.ndarray, channels: int = 1) -> np.ndarray:
     """The labelled images (N, 101, 101, channels) uint8 of `ids`, as `load_train` reads them."""
-    return read_images(Path(data_folder) / "train" / "images", ids, channels)
+    return read_images(Path(data_folder) / TRAIN_IMAGES, ids, channels)
 
 
 def load_train(data_folder: Path, channels: int = 1) -> Dataset:
@@ -165,9 +168,9 @@ def load_train(data_folder: Path, channels: int = 1) -> Dataset:
     ids = read_ids(data_folder / "train.csv")
     if len(ids) == 0:
         raise UserError(f"{data_folder / 'train.csv'}: the train set is empty")
-    masks_folder = data_folder / "train" / "masks"
+    masks_folder = data_folder / TRAIN_MASKS
     _require_files(masks_folder, ids, "mask")
-    _require_files(data_folder / "train" / "images", ids, "image")
+    _require_files(data_folder / TRAIN_IMAGES, ids, "image")
     _require_depths(data_folder, ids)
     images = train_images(data_folder, ids, channels)
     masks = binary_masks(read_images(masks_folder, ids, 1)[..., 0], masks_folder, ids)

@@ -15,7 +15,15 @@ import numpy as np
 from PIL import Image
 
 from .atomic import atomic_path, write_text
-from .data import binary_masks, read_csv, read_ids, read_images, resolve_data_folder
+from .data import (
+    TRAIN_IMAGES,
+    TRAIN_MASKS,
+    binary_masks,
+    read_csv,
+    read_ids,
+    read_images,
+    resolve_data_folder,
+)
 from .errors import UserError
 
 CSVS = {"train.csv": "train", "sample_submission.csv": "test", "depths.csv": "all"}
@@ -29,9 +37,9 @@ def pack(data_folder: Path, npz_path: Path, limit: int | None = None) -> dict:
         "test": read_ids(folder / "sample_submission.csv")[:limit],
     }
     arrays = {f"{split}_ids": np.asarray(ids[split], dtype=str) for split in ids}
-    arrays["train_images"] = _one_channel(folder / "train" / "images", ids["train"])
-    masks = read_images(folder / "train" / "masks", ids["train"], 1)[..., 0]
-    arrays["train_masks"] = binary_masks(masks, folder / "train" / "masks", ids["train"])
+    arrays["train_images"] = _one_channel(folder / TRAIN_IMAGES, ids["train"])
+    masks = read_images(folder / TRAIN_MASKS, ids["train"], 1)[..., 0]
+    arrays["train_masks"] = binary_masks(masks, folder / TRAIN_MASKS, ids["train"])
     arrays["test_images"] = _one_channel(folder / "test" / "images", ids["test"])
     keep = {**ids, "all": np.concatenate([ids["train"], ids["test"]])}
     for name, split in CSVS.items():
@@ -79,7 +87,7 @@ def unpack(npz_path: Path, out_folder: Path) -> dict:
             folder = out_folder / split / "images"
             _write_pngs(folder, packed[f"{split}_ids"], packed[f"{split}_images"], rgb=True)
         masks = packed["train_masks"] * np.uint8(255)
-        _write_pngs(out_folder / "train" / "masks", packed["train_ids"], masks, rgb=False)
+        _write_pngs(out_folder / TRAIN_MASKS, packed["train_ids"], masks, rgb=False)
         for key in (k for k in packed.files if k.startswith("csv:")):
             write_text(out_folder / key.removeprefix("csv:"), str(packed[key]))
         return {"train": len(packed["train_ids"]), "test": len(packed["test_ids"])}

@@ -23,6 +23,7 @@ from scipy import ndimage
 
 from .atomic import write_text
 from .competition import IMAGE_SIZE
+from .data import TRAIN_IMAGES, TRAIN_MASKS
 from .errors import UserError
 from .rle import rle_encode
 
@@ -319,8 +320,8 @@ def _write_train(out_dir: Path, ids: list[str], seed: int) -> list[tuple[str, fl
     rows = []
     for index, name in enumerate(ids):
         image, mask = make_sample(_sample_rng(seed, "train", index))
-        _save_png(out_dir / "train" / "images" / f"{name}.png", image, rgb=True)
-        _save_png(out_dir / "train" / "masks" / f"{name}.png", mask * np.uint8(255), rgb=False)
+        _save_png(out_dir / TRAIN_IMAGES / f"{name}.png", image, rgb=True)
+        _save_png(out_dir / TRAIN_MASKS / f"{name}.png", mask * np.uint8(255), rgb=False)
         rows.append((rle_encode(mask), float(mask.mean())))
     return rows
 

@@ -220,10 +220,10 @@ def register_data(client, data_folder: Path, name: str, version: str | None = No
     from azure.ai.ml.constants import AssetTypes
     from azure.ai.ml.entities import Data
 
-    from ..data import resolve_data_folder
+    from ..data import TRAIN_IMAGES, resolve_data_folder
 
     folder = resolve_data_folder(data_folder)
-    if not (folder / "train" / "images").is_dir():
+    if not (folder / TRAIN_IMAGES).is_dir():
         raise UserError(f"{folder}: no train/images folder (expected the Kaggle layout)")
     files = training_files(folder)
     size = sum((folder / file).stat().st_size for file in files) / 1e6
