@@ -19,9 +19,11 @@ _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Larger images are refused from their header: a seismic section is ~100x100, and a PNG of a
 # few KB can claim billions of pixels (a decompression bomb).
 MAX_IMAGE_PIXELS = 4096 * 4096
-# The Kaggle layout: the labelled images and masks, under the data folder.
+# The Kaggle layout: the labelled images and masks and the test images, under the data folder.
 TRAIN_IMAGES = "train/images"
 TRAIN_MASKS = "train/masks"
+TEST_IMAGES = "test/images"
+IMAGE_FOLDERS = (TRAIN_IMAGES, TRAIN_MASKS, TEST_IMAGES)
 
 
 @dataclass
@@ -193,7 +195,7 @@ def _require_depths(data_folder: Path, ids: np.ndarray) -> None:
 def test_ids(data_folder: Path) -> np.ndarray:
     """Test ids in `sample_submission.csv` order, each checked to have an image."""
     ids = read_ids(data_folder / "sample_submission.csv")
-    folder = data_folder / "test" / "images"
+    folder = data_folder / TEST_IMAGES
     _require_files(folder, ids, "test image")
     listed = set(ids)
     extra = sorted(p.stem for p in folder.glob("*.png") if p.stem not in listed)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from .atomic import atomic_path, write_text
 from .data import (
+    TEST_IMAGES,
     TRAIN_IMAGES,
     TRAIN_MASKS,
     binary_masks,
@@ -40,7 +41,7 @@ def pack(data_folder: Path, npz_path: Path, limit: int | None = None) -> dict:
     arrays["train_images"] = _one_channel(folder / TRAIN_IMAGES, ids["train"])
     masks = read_images(folder / TRAIN_MASKS, ids["train"], 1)[..., 0]
     arrays["train_masks"] = binary_masks(masks, folder / TRAIN_MASKS, ids["train"])
-    arrays["test_images"] = _one_channel(folder / "test" / "images", ids["test"])
+    arrays["test_images"] = _one_channel(folder / TEST_IMAGES, ids["test"])
     keep = {**ids, "all": np.concatenate([ids["train"], ids["test"]])}
     for name, split in CSVS.items():
         if (folder / name).is_file():
@@ -83,8 +84,8 @@ def unpack(npz_path: Path, out_folder: Path) -> dict:
     if not Path(npz_path).is_file():
         raise UserError(f"{npz_path}: packed data not found")
     with np.load(npz_path) as packed:
-        for split in ("train", "test"):
-            folder = out_folder / split / "images"
+        for split, sub in (("train", TRAIN_IMAGES), ("test", TEST_IMAGES)):
+            folder = out_folder / sub
             _write_pngs(folder, packed[f"{split}_ids"], packed[f"{split}_images"], rgb=True)
         masks = packed["train_masks"] * np.uint8(255)
         _write_pngs(out_folder / TRAIN_MASKS, packed["train_ids"], masks, rgb=False)

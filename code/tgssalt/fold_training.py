@@ -21,7 +21,7 @@ from .atomic import atomic_path
 from .averaging import SwaAverage, recompute_batch_norm
 from .competition import DEFAULT_THRESHOLD
 from .config import Config, StageConfig, save_config
-from .data import load_train, resolve_data_folder, test_ids
+from .data import TEST_IMAGES, load_train, resolve_data_folder, test_ids
 from .device import describe_device, tensorboard_available
 from .errors import UserError
 from .inference import compile_for_prediction, predict_folder, predict_probs
@@ -413,7 +413,7 @@ def predict_test(
     probs = np.empty((len(ids), IMAGE_SIZE, IMAGE_SIZE), dtype=np.float16)
     started, done = time.perf_counter(), 0
     for chunk_ids, chunk_probs in predict_folder(
-        prob_model, data_folder / "test" / "images", ids, config
+        prob_model, data_folder / TEST_IMAGES, ids, config
     ):
         probs[done : done + len(chunk_ids)] = chunk_probs
         done += len(chunk_ids)

@@ -37,7 +37,7 @@ import pandas as pd
 from .atomic import atomic_path, write_text
 from .competition import DEFAULT_THRESHOLD
 from .config import Config
-from .data import resolve_data_folder, truth_masks
+from .data import TEST_IMAGES, resolve_data_folder, truth_masks
 from .errors import UserError
 from .layout import Outputs, cv_run, parse_round_run, round_run
 from .metrics import image_scores
@@ -386,7 +386,7 @@ def training_images(
 
     arrays = load_fold(outputs, name, fold, ("ids", "masks"))
     ids = arrays["ids"]
-    images = read_images(Path(data_folder) / "test" / "images", ids, config.input.channels)
+    images = read_images(Path(data_folder) / TEST_IMAGES, ids, config.input.channels)
     print(
         f"{run}: + {len(ids)} pseudo-labelled test images of set {name} (fold {fold}'s own "
         "model) in the training part; validation stays labelled-only"

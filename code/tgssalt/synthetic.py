@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from .atomic import write_text
 from .competition import IMAGE_SIZE
-from .data import TRAIN_IMAGES, TRAIN_MASKS
+from .data import IMAGE_FOLDERS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_MASKS
 from .errors import UserError
 from .rle import rle_encode
 
@@ -45,7 +45,6 @@ SERIES_LENGTH = 400  # samples in the 1-D reflectivity series the layers are cut
 SERIES_OFFSET = 150  # where image row 0 sits in that series, leaving room for folds and faults
 CSV_FILES = ("train.csv", "depths.csv", "sample_submission.csv")
 LAYOUT_ENTRIES = (*CSV_FILES, "train", "test")
-IMAGE_FOLDERS = ("train/images", "train/masks", "test/images")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +329,7 @@ def _write_test(out_dir: Path, ids: list[str], seed: int) -> None:
     """Write the test images (their masks are drawn, then thrown away, as Kaggle hides them)."""
     for index, name in enumerate(ids):
         image, _ = make_sample(_sample_rng(seed, "test", index))
-        _save_png(out_dir / "test" / "images" / f"{name}.png", image, rgb=True)
+        _save_png(out_dir / TEST_IMAGES / f"{name}.png", image, rgb=True)
 
 
 def _write_csvs(

@@ -183,14 +183,15 @@ def workspace_summary(client) -> str:
 # What training and ensembling read from a data folder (`tgssalt.data`): the rest of it (the
 # Kaggle zips, data/demo/, notes) is not uploaded, since every job downloads the asset again.
 TRAINING_FILES = ("train.csv", "depths.csv", "sample_submission.csv")
-TRAINING_FOLDERS = ("train/images", "train/masks", "test/images")
 
 
 def training_files(folder: Path) -> list[str]:
     """The files under `folder` that training reads, relative, sorted: the three CSVs (depths.csv
     when present) and the PNGs of train/images, train/masks and test/images."""
+    from ..data import IMAGE_FOLDERS
+
     files = [name for name in TRAINING_FILES if (folder / name).is_file()]
-    for sub in TRAINING_FOLDERS:
+    for sub in IMAGE_FOLDERS:
         files += [f"{sub}/{path.name}" for path in sorted((folder / sub).glob("*.png"))]
     return files
 
@@ -220,18 +221,18 @@ def register_data(client, data_folder: Path, name: str, version: str | None = No
     from azure.ai.ml.constants import AssetTypes
     from azure.ai.ml.entities import Data
 
-    from ..data import TRAIN_IMAGES, resolve_data_folder
+    from ..data import IMAGE_FOLDERS, TRAIN_IMAGES, resolve_data_folder
 
     folder = resolve_data_folder(data_folder)
     if not (folder / TRAIN_IMAGES).is_dir():
-        raise UserError(f"{folder}: no train/images folder (expected the Kaggle layout)")
+        raise UserError(f"{folder}: no {TRAIN_IMAGES} folder (expected the Kaggle layout)")
     files = training_files(folder)
     size = sum((folder / file).stat().st_size for file in files) / 1e6
     kept = {name.split("/")[0] for name in files}
     left = sorted(path.name for path in folder.iterdir() if path.name not in kept)
     print(
         f"uploading {len(files)} files ({size:.1f} MB) of {folder}: the CSVs and the PNGs of "
-        f"{', '.join(TRAINING_FOLDERS)}; not uploaded: {', '.join(left) or 'nothing'}"
+        f"{', '.join(IMAGE_FOLDERS)}; not uploaded: {', '.join(left) or 'nothing'}"
     )
     with staged(folder, files) as upload:
         data = Data(
