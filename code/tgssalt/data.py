@@ -19,11 +19,13 @@ _PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Larger images are refused from their header: a seismic section is ~100x100, and a PNG of a
 # few KB can claim billions of pixels (a decompression bomb).
 MAX_IMAGE_PIXELS = 4096 * 4096
-# The Kaggle layout: the labelled images and masks and the test images, under the data folder.
+# The Kaggle layout: the labelled images and masks, the test images and the CSVs, under the
+# data folder.
 TRAIN_IMAGES = "train/images"
 TRAIN_MASKS = "train/masks"
 TEST_IMAGES = "test/images"
 IMAGE_FOLDERS = (TRAIN_IMAGES, TRAIN_MASKS, TEST_IMAGES)
+LAYOUT_CSVS = ("train.csv", "depths.csv", "sample_submission.csv")  # depths.csv optional
 
 
 @dataclass

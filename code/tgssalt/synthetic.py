@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from .atomic import write_text
 from .competition import IMAGE_SIZE
-from .data import IMAGE_FOLDERS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_MASKS
+from .data import IMAGE_FOLDERS, LAYOUT_CSVS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_MASKS
 from .errors import UserError
 from .rle import rle_encode
 
@@ -43,8 +43,7 @@ _FREQ_Y2 = np.fft.fftfreq(NOISE_GRID).astype(np.float32)[:, None] ** 2
 _FREQ_X2 = np.fft.rfftfreq(NOISE_GRID).astype(np.float32)[None, :] ** 2
 SERIES_LENGTH = 400  # samples in the 1-D reflectivity series the layers are cut from
 SERIES_OFFSET = 150  # where image row 0 sits in that series, leaving room for folds and faults
-CSV_FILES = ("train.csv", "depths.csv", "sample_submission.csv")
-LAYOUT_ENTRIES = (*CSV_FILES, "train", "test")
+LAYOUT_ENTRIES = (*LAYOUT_CSVS, "train", "test")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +292,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             "pass --overwrite to replace it"
         )
     try:
-        for name in CSV_FILES:
+        for name in LAYOUT_CSVS:
             (out_dir / name).unlink(missing_ok=True)
         for folder in IMAGE_FOLDERS:
             (out_dir / folder).mkdir(parents=True, exist_ok=True)

@@ -180,17 +180,13 @@ def workspace_summary(client) -> str:
     return f"Using Azure ML workspace {workspace.name} in location {workspace.location}"
 
 
-# What training and ensembling read from a data folder (`tgssalt.data`): the rest of it (the
-# Kaggle zips, data/demo/, notes) is not uploaded, since every job downloads the asset again.
-TRAINING_FILES = ("train.csv", "depths.csv", "sample_submission.csv")
-
-
 def training_files(folder: Path) -> list[str]:
-    """The files under `folder` that training reads, relative, sorted: the three CSVs (depths.csv
-    when present) and the PNGs of train/images, train/masks and test/images."""
-    from ..data import IMAGE_FOLDERS
+    """The files under `folder` that training reads, relative, sorted: the layout's CSVs
+    (depths.csv when present) and the PNGs of its image folders (`data.IMAGE_FOLDERS`). The rest
+    (the Kaggle zips, data/demo/, notes) is not uploaded: every job downloads the asset again."""
+    from ..data import IMAGE_FOLDERS, LAYOUT_CSVS
 
-    files = [name for name in TRAINING_FILES if (folder / name).is_file()]
+    files = [name for name in LAYOUT_CSVS if (folder / name).is_file()]
     for sub in IMAGE_FOLDERS:
         files += [f"{sub}/{path.name}" for path in sorted((folder / sub).glob("*.png"))]
     return files
