@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tgssalt.cli import add_folder_arguments, add_folds_argument  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
+from tgssalt.metrics import MIN_AREA_GRID, THRESHOLD_GRID  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,22 +37,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--thresholds",
         nargs=3,
         type=float,
-        default=[0.2, 0.8, 31],
+        default=list(THRESHOLD_GRID),
         metavar=("LOW", "HIGH", "COUNT"),
-        help="threshold grid, numpy.linspace(LOW, HIGH, COUNT) (default 0.2 0.8 31)",
+        help="threshold grid, numpy.linspace(LOW, HIGH, COUNT) "
+        f"(default {_spaced(THRESHOLD_GRID)})",
     )
     parser.add_argument(
         "--min-areas",
         nargs=3,
         type=int,
-        default=[0, 300, 10],
+        default=list(MIN_AREA_GRID),
         metavar=("FIRST", "LAST", "STEP"),
-        help="min_area grid in pixels, FIRST to LAST inclusive by STEP (default 0 300 10)",
+        help="min_area grid in pixels, FIRST to LAST inclusive by STEP "
+        f"(default {_spaced(MIN_AREA_GRID)})",
     )
     add_folds_argument(parser, "use, e.g. 0,1,3 (default: all present)")
     add_blend_arguments(parser)
     add_folder_arguments(parser)
     return parser.parse_args(argv)
+
+
+def _spaced(grid: tuple) -> str:
+    """A grid's numbers as its flag takes them: `0.2 0.8 31`."""
+    return " ".join(str(value) for value in grid)
 
 
 def add_blend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,9 +82,9 @@ def add_blend_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Resolve the runs' names, then ensemble one run's folds, or blend several runs."""
     args = parse_args(argv)
-    import numpy as np
     from tgssalt.ensemble import run_ensemble
     from tgssalt.errors import UserError
+    from tgssalt.metrics import min_area_grid, threshold_grid
 
     bases = args.run
     if args.config_file:
@@ -88,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     first, last, step = args.min_areas
     if count < 1 or count != int(count) or step < 1:
         raise UserError("--thresholds COUNT must be a whole number >= 1 and --min-areas STEP >= 1")
-    thresholds = np.linspace(low, high, int(count))
-    min_areas = np.arange(first, last + 1, step)
+    thresholds = threshold_grid(low, high, count)
+    min_areas = min_area_grid(first, last, step)
     if len(bases) > 1:
         from tgssalt.blend import DEFAULT_WEIGHT_STEP, run_blend
 

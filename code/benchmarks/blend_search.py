@@ -24,8 +24,7 @@ from tgssalt.data import (  # noqa: E402
     resolve_data_folder,
     truth_masks,  # noqa: E402
 )
-from tgssalt.ensemble import MIN_AREAS  # noqa: E402
-from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS  # noqa: E402
+from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, MIN_AREAS  # noqa: E402
 
 
 def member(truth: np.ndarray, seed: int) -> np.ndarray:

@@ -35,9 +35,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from tgssalt.blend import blend, load_oof_probs  # noqa: E402
 from tgssalt.data import resolve_data_folder, train_images, truth_masks  # noqa: E402
-from tgssalt.ensemble import MIN_AREAS  # noqa: E402
 from tgssalt.errors import UserError, run_cli  # noqa: E402
-from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, image_scores  # noqa: E402
+from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, MIN_AREAS, image_scores  # noqa: E402
 from tgssalt.postprocess import apply_rule, tune_rule  # noqa: E402
 from tgssalt.splits import read_split  # noqa: E402
 

@@ -32,9 +32,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from tgssalt.config import STAGE_NAMES, load_config  # noqa: E402
 from tgssalt.data import resolve_data_folder, train_images, truth_masks  # noqa: E402
-from tgssalt.ensemble import MIN_AREAS, find_folds  # noqa: E402
+from tgssalt.ensemble import find_folds  # noqa: E402
 from tgssalt.layout import Outputs, base_run  # noqa: E402
-from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, threshold_area_table  # noqa: E402
+from tgssalt.metrics import (  # noqa: E402
+    DEFAULT_SEARCH_THRESHOLDS,
+    MIN_AREAS,
+    threshold_area_table,
+)
 from tgssalt.models.heads import head_probabilities  # noqa: E402
 from tgssalt.models.layers import GatedSaltProbability, SaltHeadProbabilities  # noqa: E402
 from tgssalt.pipeline import preprocess  # noqa: E402

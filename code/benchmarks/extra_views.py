@@ -29,10 +29,10 @@ import numpy as np  # noqa: E402
 from empty_head import packed_members  # noqa: E402
 from tgssalt.config import load_config  # noqa: E402
 from tgssalt.data import resolve_data_folder, train_images, truth_masks  # noqa: E402
-from tgssalt.ensemble import MIN_AREAS, find_folds  # noqa: E402
+from tgssalt.ensemble import find_folds  # noqa: E402
 from tgssalt.inference import compile_for_prediction, gate  # noqa: E402
 from tgssalt.layout import Outputs  # noqa: E402
-from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS  # noqa: E402
+from tgssalt.metrics import DEFAULT_SEARCH_THRESHOLDS, MIN_AREAS  # noqa: E402
 from tgssalt.models.layers import SaltHeadProbabilities  # noqa: E402
 from tgssalt.pipeline import preprocess  # noqa: E402
 from tgssalt.postprocess import tune_rule  # noqa: E402

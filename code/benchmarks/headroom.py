@@ -32,11 +32,11 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 from tgssalt.blend import blend, load_member, load_members, load_oof_probs, parse_weights  # noqa: E402
 from tgssalt.data import resolve_data_folder, truth_masks  # noqa: E402
-from tgssalt.ensemble import MIN_AREAS  # noqa: E402
 from tgssalt.errors import UserError, run_cli  # noqa: E402
 from tgssalt.hysteresis import IN_PLANE, as_batch  # noqa: E402
 from tgssalt.metrics import (  # noqa: E402
     DEFAULT_SEARCH_THRESHOLDS,
+    MIN_AREAS,
     binarize,
     coverage_class,
     image_scores,

@@ -35,7 +35,6 @@ import numpy as np
 from . import figures
 from .data import read_ids, resolve_data_folder, truth_masks
 from .ensemble import (
-    MIN_AREAS,
     FoldFiles,
     align_ids,
     blank_submission,
@@ -50,6 +49,7 @@ from .errors import UserError
 from .layout import BLEND_EXPERIMENT, Outputs, blend_run, fold_subset, is_blend_run
 from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
+    MIN_AREAS,
     competition_score,
     coverage_report,
     threshold_area_table,

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .competition import IMAGE_SIZE
 from .errors import UserError
+from .metrics import THRESHOLD_GRID
 
 STAGE_NAMES = ("stage1", "stage2")  # the training stages in order: config sections, artifacts
 SCHEDULES = ("plateau", "cosine")  # ReduceLROnPlateau + EarlyStopping, or cosine cycles
@@ -32,7 +34,7 @@ class CrossValidationConfig:
 
 @dataclass(frozen=True)
 class InputConfig:
-    size: int = 101
+    size: int = IMAGE_SIZE
     channels: int = 1
     normalize: bool = True
     coord_channels: bool = False
@@ -112,7 +114,7 @@ class TtaConfig:
 @dataclass(frozen=True)
 class PredictConfig:
     batch_size: int = 64
-    thresholds: tuple[float, float, int] = (0.2, 0.8, 31)
+    thresholds: tuple[float, float, int] = THRESHOLD_GRID
 
 
 @dataclass(frozen=True)
@@ -395,9 +397,9 @@ def _validate_input(config: Config) -> None:
     _require_name(config.input.mode, "input.mode", INPUT_MODES)
     _require_name(config.input.pad_mode, "input.pad_mode", PAD_MODES)
     _require(
-        config.input.mode != "pad" or config.input.size >= 101,
+        config.input.mode != "pad" or config.input.size >= IMAGE_SIZE,
         "input.size",
-        f"must be >= 101 with input.mode 'pad' (it pads the 101 px images; got "
+        f"must be >= {IMAGE_SIZE} with input.mode 'pad' (it pads the {IMAGE_SIZE} px images; got "
         f"{config.input.size}; use input.mode 'resize' to shrink them)",
     )
     _require(config.input.channels in (1, 3), "input.channels", "must be 1 or 3")

@@ -30,6 +30,7 @@ from .errors import UserError
 from .layout import Outputs, any_fold_run, ensemble_run, fold_subset
 from .metrics import (
     DEFAULT_SEARCH_THRESHOLDS,
+    MIN_AREAS,
     binarize,
     competition_score,
     coverage_report,
@@ -40,7 +41,6 @@ from .predictions import load_header, load_predictions
 from .splits import validation_ids
 from .submission import validate_submission, write_submission
 
-MIN_AREAS = np.arange(0, 301, 10)
 # Metadata every fold must share with the others to be ensembled.
 SHARED_META = ("name", "version", "input_size", "folds")
 

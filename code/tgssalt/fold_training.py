@@ -28,7 +28,7 @@ from .inference import compile_for_prediction, predict_folder, predict_probs
 from .init_from import check_init, start_from_init
 from .layout import STAGE_NAMES, Outputs, RunOutputs, base_run, fold_run
 from .lock import fold_lock
-from .metrics import competition_score, coverage_class, threshold_search
+from .metrics import competition_score, coverage_class, threshold_grid, threshold_search
 from .models import build_model, with_sigmoid
 from .pipeline import AugmentedBatches, mask_targets, preprocess
 from .predictions import prediction_meta, save_predictions
@@ -369,11 +369,9 @@ def evaluate(prob_model: keras.Model, config: Config, out: RunOutputs, data, val
     probs = predict_probs(prob_model, data.images[valid_idx], config)
     seconds = time.perf_counter() - started
     truth = data.masks[valid_idx]
-    lo, hi, n = config.predict.thresholds
-    threshold, best, scores = threshold_search(truth, probs, np.linspace(lo, hi, n))
-    figures.plot_threshold(
-        np.linspace(lo, hi, n), scores, threshold, out.run, out.figure("threshold")
-    )
+    grid = threshold_grid(*config.predict.thresholds)
+    threshold, best, scores = threshold_search(truth, probs, grid)
+    figures.plot_threshold(grid, scores, threshold, out.run, out.figure("threshold"))
     figures.plot_predictions(
         data.images[valid_idx], truth, probs, threshold, out.figure("validation")
     )

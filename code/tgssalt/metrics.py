@@ -22,7 +22,24 @@ from .hysteresis import above, as_batch, keep_peaked, peak_counts
 
 # The IoU thresholds as whole percents (50, 55, ..., 95), for exact integer comparisons.
 THRESHOLD_PERCENTS = np.rint(IOU_THRESHOLDS * 100).astype(np.int64)
-DEFAULT_SEARCH_THRESHOLDS = np.linspace(0.2, 0.8, 31)
+# The post-processing search grids: (low, high, count) of the probability thresholds and
+# (first, last, step) of the minimum salt areas in pixels, both ends included.
+THRESHOLD_GRID = (0.2, 0.8, 31)
+MIN_AREA_GRID = (0, 300, 10)
+
+
+def threshold_grid(low: float, high: float, count: int) -> np.ndarray:
+    """The probability thresholds searched: `count` evenly spaced from `low` to `high`."""
+    return np.linspace(low, high, int(count))
+
+
+def min_area_grid(first: int, last: int, step: int) -> np.ndarray:
+    """The minimum salt areas searched, in pixels: `first` to `last` inclusive by `step`."""
+    return np.arange(first, last + 1, step)
+
+
+DEFAULT_SEARCH_THRESHOLDS = threshold_grid(*THRESHOLD_GRID)
+MIN_AREAS = min_area_grid(*MIN_AREA_GRID)
 
 
 def _as_flat_batch(masks: np.ndarray, name: str) -> np.ndarray:
