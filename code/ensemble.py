@@ -20,7 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tgssalt.cli import add_folder_arguments, add_folds_argument  # noqa: E402
 from tgssalt.errors import run_cli  # noqa: E402
-from tgssalt.metrics import MIN_AREA_GRID, THRESHOLD_GRID  # noqa: E402
+from tgssalt.metrics import (  # noqa: E402
+    MIN_AREA_GRID,
+    THRESHOLD_GRID,
+    min_area_grid,
+    threshold_grid,
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,7 +89,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from tgssalt.ensemble import run_ensemble
     from tgssalt.errors import UserError
-    from tgssalt.metrics import min_area_grid, threshold_grid
 
     bases = args.run
     if args.config_file:
