@@ -390,17 +390,8 @@ def run_blend(
     options = {"weights": None, "weight_step": DEFAULT_WEIGHT_STEP, "name": None, **(options or {})}
     data_folder = resolve_data_folder(data_folder)
     thresholds, min_areas = search_grid(thresholds, min_areas)
-    blend_run(list(bases), options["name"])  # a bad name fails before reading
     rule = parse_weights(options["weights"], len(bases))
-    candidate_weights(len(bases), rule, options["weight_step"])  # a bad step fails before reading
-    members = load_members(outputs_folder, list(bases), only)
-    first = members[0]
-    subset = fold_subset([f.fold for f in first.folds], first.reference["folds"])
-    run = blend_run(list(bases), options["name"], subset)
-    expected_ids = read_ids(data_folder / "sample_submission.csv")
-    validate_submission(
-        blank_submission(members[0].test_ids), expected_ids, name=str(members[0].folds[0].test)
-    )
+    run, members = _checked_members(outputs_folder, list(bases), data_folder, only, options, rule)
     split = _announce(run, members)
     oof_ids, probs = load_oof_probs(members)
     truth = truth_masks(data_folder, oof_ids)
@@ -415,6 +406,23 @@ def run_blend(
     summary.update(_description(summary, split, search, truth, masks, options["weight_step"]))
     _write_outputs(Path(outputs_folder), summary, ids, masks, search)
     return summary
+
+
+def _checked_members(
+    outputs_folder: Path, bases: list[str], data_folder: Path, only, options: dict, rule
+) -> tuple[str, list[Member]]:
+    """The blend's run name and its loaded members, after every check that can fail cheaply
+    (name, weight step, members' folds, the test ids against the sample submission)."""
+    blend_run(bases, options["name"])  # a bad name fails before reading
+    candidate_weights(len(bases), rule, options["weight_step"])  # a bad step fails before reading
+    members = load_members(outputs_folder, bases, only)
+    first = members[0]
+    subset = fold_subset([f.fold for f in first.folds], first.reference["folds"])
+    expected_ids = read_ids(data_folder / "sample_submission.csv")
+    validate_submission(
+        blank_submission(first.test_ids), expected_ids, name=str(first.folds[0].test)
+    )
+    return blend_run(bases, options["name"], subset), members
 
 
 def oof_coverage(truth, probs: list[np.ndarray], summary: dict) -> list[dict]:
