@@ -409,7 +409,12 @@ def run_blend(
 
 
 def _checked_members(
-    outputs_folder: Path, bases: list[str], data_folder: Path, only, options: dict, rule
+    outputs_folder: Path,
+    bases: list[str],
+    data_folder: Path,
+    only: list[int] | None,
+    options: dict,
+    rule,
 ) -> tuple[str, list[Member]]:
     """The blend's run name and its loaded members, after every check that can fail cheaply
     (name, weight step, members' folds, the test ids against the sample submission)."""
