@@ -182,7 +182,7 @@ def parse_weights(text: str | None, n_members: int) -> str | np.ndarray:
     return weights / weights.sum()
 
 
-def candidate_weights(n_members: int, rule, step: float) -> np.ndarray:
+def candidate_weights(n_members: int, rule: str | np.ndarray, step: float) -> np.ndarray:
     """The weight vectors to score: each member alone, equal weights, then the simplex grid
     (rules auto and tuned) or the given weights; without repeats, in that order."""
     rows = [np.eye(n_members), np.full((1, n_members), 1 / n_members)]
@@ -414,7 +414,7 @@ def _checked_members(
     data_folder: Path,
     only: list[int] | None,
     options: dict,
-    rule,
+    rule: str | np.ndarray,
 ) -> tuple[str, list[Member]]:
     """The blend's run name and its loaded members, after every check that can fail cheaply
     (name, weight step, members' folds, the test ids against the sample submission)."""
